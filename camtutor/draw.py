@@ -1,0 +1,102 @@
+"""Turn maps into pictures: colour overlays and figure grids. No CAM math here."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import cv2
+import matplotlib
+import numpy as np
+
+from camtutor.errors import ImageError
+from camtutor.maths import normalize
+
+
+def to_uint8_rgb(image: np.ndarray) -> np.ndarray:
+    """An RGB image (H, W, 3) or grayscale (H, W) / (H, W, 1), float in [0, 1] or uint8 -> uint8 (H, W, 3)."""
+    img = np.asarray(image)
+    if img.ndim == 3 and img.shape[-1] == 1:
+        img = img[..., 0]
+    if img.ndim == 2:
+        img = np.stack([img] * 3, axis=-1)
+    if img.ndim != 3 or img.shape[-1] != 3:
+        raise ImageError(f"expected an RGB image (H, W, 3) or grayscale (H, W), got shape {img.shape}")
+    if img.dtype == np.uint8:
+        return img
+    return (np.clip(img.astype(np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def colorize(heatmap: np.ndarray, cmap: str = "jet") -> np.ndarray:
+    """A 2-D map -> uint8 RGB (H, W, 3) through a matplotlib colormap, after per-map [0, 1] normalisation."""
+    values = np.asarray(normalize(np.asarray(heatmap, dtype=np.float32)))
+    rgba = matplotlib.colormaps[cmap](values)
+    return (rgba[..., :3] * 255.0 + 0.5).astype(np.uint8)
+
+
+def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.4, cmap: str = "jet") -> np.ndarray:
+    """Blend a coloured heatmap over an image: RGB uint8 (H, W, 3) at the image's size.
+
+    ``image`` is RGB (H, W, 3) float in [0, 1] or uint8; ``heatmap`` is a
+    2-D map of any size and range (normalised per map, then resized
+    bilinearly). ``alpha`` in [0, 1] is the heatmap's opacity. A constant map
+    shows as the colormap's lowest colour, never as NaN.
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    base = to_uint8_rgb(image)
+    heat = np.asarray(heatmap, dtype=np.float32)
+    if heat.ndim != 2:
+        raise ValueError(f"heatmap must be 2-D (h, w), got shape {heat.shape}; pick one map, e.g. maps[0]")
+    heat = cv2.resize(heat, (base.shape[1], base.shape[0]), interpolation=cv2.INTER_LINEAR)
+    colored = colorize(heat, cmap).astype(np.float32)
+    blended = (1.0 - alpha) * base.astype(np.float32) + alpha * colored
+    return np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+
+
+def show_grid(
+    panels: Sequence[np.ndarray],
+    titles: Sequence[str] | None = None,
+    *,
+    ncols: int = 4,
+    size: float = 2.4,
+    cmap: str | None = None,
+    colorbar: bool = False,
+    suptitle: str | None = None,
+):
+    """Draw images or 2-D maps in a grid and return the matplotlib Figure (axes off, titles under each)."""
+    import matplotlib.pyplot as plt
+
+    n = len(panels)
+    ncols = max(1, min(ncols, n))
+    nrows = (n + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
+    for index, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if index >= n:
+            continue
+        panel = np.asarray(panels[index])
+        shown = ax.imshow(panel, cmap=cmap if panel.ndim == 2 else None)
+        if colorbar and panel.ndim == 2:
+            fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
+        if titles is not None and index < len(titles):
+            ax.set_title(titles[index], fontsize=9)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def show_overlays(
+    images: np.ndarray,
+    maps: np.ndarray,
+    titles: Sequence[str] | None = None,
+    *,
+    alpha: float = 0.4,
+    cmap: str = "jet",
+    ncols: int = 4,
+    size: float = 2.4,
+    suptitle: str | None = None,
+):
+    """One overlay per image: ``images`` (B, H, W, 3), ``maps`` (B, h, w). Returns the Figure."""
+    panels = [overlay(image, heat, alpha=alpha, cmap=cmap) for image, heat in zip(images, maps)]
+    return show_grid(panels, titles, ncols=ncols, size=size, suptitle=suptitle)

@@ -1,0 +1,57 @@
+"""Weakly supervised localisation from a map, as in the CAM paper (Zhou et al. 2016, Sec. 3.1).
+
+Threshold the map at a fraction of its max (20% in the paper), keep the
+largest connected region, and take its bounding box. Boxes are pixel boxes
+``(x0, y0, x1, y1)`` with x1, y1 exclusive, like :mod:`camtutor.data`.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from camtutor.maths import normalize, upsample
+
+
+def box_from_map(heatmap: np.ndarray, threshold: float = 0.2, size: int | Sequence[int] | None = None) -> tuple[int, int, int, int]:
+    """Bounding box of the largest region above ``threshold`` x max of a 2-D map.
+
+    The map is first resized to ``size`` = (H, W) when given (the image size),
+    then normalised to [0, 1]. An empty map gives the whole image as box.
+    """
+    heat = np.asarray(heatmap, dtype=np.float32)
+    if size is not None:
+        heat = upsample(heat, size)
+    heat = normalize(heat)
+    height, width = heat.shape
+    mask = (heat >= threshold) & (heat > 0)
+    if not mask.any():
+        return (0, 0, width, height)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    largest = 1 + int(np.argmax(stats[1:count, cv2.CC_STAT_AREA]))
+    x, y, w, h = (int(stats[largest, k]) for k in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT))
+    return (x, y, x + w, y + h)
+
+
+def iou(box_a: Sequence[int], box_b: Sequence[int]) -> float:
+    """Intersection over union of two ``(x0, y0, x1, y1)`` boxes, in [0, 1]."""
+    ax0, ay0, ax1, ay1 = box_a
+    bx0, by0, bx1, by1 = box_b
+    inter = max(0, min(ax1, bx1) - max(ax0, bx0)) * max(0, min(ay1, by1) - max(ay0, by0))
+    union = (ax1 - ax0) * (ay1 - ay0) + (bx1 - bx0) * (by1 - by0) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def peak(heatmap: np.ndarray, size: int | Sequence[int] | None = None) -> tuple[int, int]:
+    """(x, y) pixel of the map's maximum, in image coordinates when ``size`` = (H, W) is given.
+
+    A cell of an (h, w) map covers (H/h) x (W/w) pixels; the peak is reported at the cell's centre.
+    """
+    heat = np.asarray(heatmap, dtype=np.float32)
+    row, col = np.unravel_index(int(np.argmax(heat)), heat.shape)
+    if size is None:
+        return int(col), int(row)
+    height, width = (size, size) if isinstance(size, int) else size
+    return int((col + 0.5) * width / heat.shape[1]), int((row + 0.5) * height / heat.shape[0])

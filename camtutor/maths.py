@@ -1,0 +1,185 @@
+"""The CAM math as pure functions over arrays and tensors.
+
+Nothing here knows about models or layers: every function takes feature maps
+(activations) ``A`` of shape (B, H, W, K) and, for the gradient methods, the
+gradients ``dy/dA`` of the same shape, and returns channel weights or maps.
+They accept numpy arrays or TensorFlow tensors. Given numpy they return
+numpy; given tensors (for example inside camtutor's compiled functions) they
+return tensors.
+
+Notation, shared with the notebooks and the papers:
+
+* ``A[b, i, j, k]``: activation of channel k at cell (i, j) for image b.
+* ``Z = H * W``: the number of cells, the GAP area.
+* ``y^c``: the score of class c (a logit or a probability).
+
+A CAM method is a *weighting rule* ``rule(activations, gradients) -> weights``
+whose result broadcasts against ``A``: (B, 1, 1, K) for one weight per
+channel (Grad-CAM) or (B, H, W, K) for one weight per cell (HiResCAM,
+LayerCAM). The map is always ``sum_k weights * A`` (:func:`weighted_channel_sum`).
+Adding a method means adding one rule to :data:`WEIGHTINGS`.
+All rules use negative axes, so an extra leading class axis, (B, C, H, W, K),
+works too.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable, Sequence, Union
+
+import numpy as np
+import tensorflow as tf
+
+ArrayLike = Union[np.ndarray, tf.Tensor, Sequence[float]]
+WeightingRule = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
+
+_SPATIAL_AXES = (-3, -2)
+_CHANNEL_AXIS = -1
+
+
+def _numpy_in_numpy_out(func: Callable) -> Callable:
+    """Return numpy when no argument is a tf.Tensor, else keep tensors (for graphs)."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        result = func(*args, **kwargs)
+        if any(isinstance(a, (tf.Tensor, tf.Variable)) for a in args):
+            return result
+        return result.numpy() if hasattr(result, "numpy") else result
+
+    return wrapper
+
+
+def _as_float_tensor(x: ArrayLike) -> tf.Tensor:
+    return tf.convert_to_tensor(x, dtype=tf.float32) if not isinstance(x, tf.Tensor) else tf.cast(x, tf.float32)
+
+
+@_numpy_in_numpy_out
+def global_average_pooling(feature_maps: ArrayLike) -> tf.Tensor:
+    """Global average pooling: (B, H, W, K) -> (B, K).
+
+    ``F_k = (1 / Z) * sum_{i,j} A[i, j, k]`` (Zhou et al. 2016, Sec. 2), the
+    same numbers as ``keras.layers.GlobalAveragePooling2D``.
+    """
+    return tf.reduce_mean(_as_float_tensor(feature_maps), axis=_SPATIAL_AXES)
+
+
+@_numpy_in_numpy_out
+def relu(maps: ArrayLike) -> tf.Tensor:
+    """ReLU, ``max(0, m)``: keeps only the evidence *for* the class (Grad-CAM Eq. 2)."""
+    return tf.nn.relu(_as_float_tensor(maps))
+
+
+@_numpy_in_numpy_out
+def weighted_channel_sum(activations: ArrayLike, weights: ArrayLike) -> tf.Tensor:
+    """The map ``M[b, i, j] = sum_k weights[b, ., ., k] * A[b, i, j, k]``: (B, H, W, K) -> (B, H, W).
+
+    With the CAM weights this is the class activation map ``M_c`` of Zhou et
+    al. (2016, Eq. 2 without the softmax); with Grad-CAM's channel means it is
+    Selvaraju et al. (2017) Eq. 2 before the ReLU.
+    """
+    return tf.reduce_sum(_as_float_tensor(weights) * _as_float_tensor(activations), axis=_CHANNEL_AXIS)
+
+
+# --------------------------------------------------------------------------- weighting rules
+@_numpy_in_numpy_out
+def mean_gradient_weights(activations: ArrayLike, gradients: ArrayLike) -> tf.Tensor:
+    """Grad-CAM's channel weights, the spatial mean of the gradients: -> (B, 1, 1, K).
+
+    ``alpha_k^c = (1 / Z) * sum_{i,j} dy^c / dA[i, j, k]`` (Selvaraju et al. 2017, Eq. 1).
+    """
+    del activations
+    return tf.reduce_mean(_as_float_tensor(gradients), axis=_SPATIAL_AXES, keepdims=True)
+
+
+@_numpy_in_numpy_out
+def elementwise_weights(activations: ArrayLike, gradients: ArrayLike) -> tf.Tensor:
+    """HiResCAM: every cell is weighted by its own gradient: -> (B, H, W, K).
+
+    ``M = sum_k dy/dA_k * A_k`` (Draelos & Carin 2020, Eq. 4), the variant that
+    the original keras-grad-cam post preferred.
+    """
+    del activations
+    return _as_float_tensor(gradients)
+
+
+@_numpy_in_numpy_out
+def positive_gradient_weights(activations: ArrayLike, gradients: ArrayLike) -> tf.Tensor:
+    """LayerCAM: every cell weighted by its positive gradient, ``relu(dy/dA)``: -> (B, H, W, K).
+
+    Jiang et al. (2021), Eq. 5.
+    """
+    del activations
+    return tf.nn.relu(_as_float_tensor(gradients))
+
+
+@_numpy_in_numpy_out
+def gradcam_plus_plus_weights(activations: ArrayLike, gradients: ArrayLike) -> tf.Tensor:
+    """Grad-CAM++ channel weights (Chattopadhay et al. 2018, Eq. 19 with exp-score gradients): -> (B, 1, 1, K).
+
+    ``alpha = g^2 / (2 g^2 + sum_ij A g^3)``, ``w_k = sum_ij alpha * relu(g)``.
+    """
+    a, g = _as_float_tensor(activations), _as_float_tensor(gradients)
+    g2, g3 = g**2, g**3
+    denominator = 2.0 * g2 + tf.reduce_sum(a, axis=_SPATIAL_AXES, keepdims=True) * g3
+    alpha = tf.math.divide_no_nan(g2, denominator)
+    return tf.reduce_sum(alpha * tf.nn.relu(g), axis=_SPATIAL_AXES, keepdims=True)
+
+
+#: Weighting rules by name. ``grad_cam(..., weighting=NAME)`` looks them up here.
+WEIGHTINGS: dict[str, WeightingRule] = {
+    "mean": mean_gradient_weights,
+    "elementwise": elementwise_weights,
+    "positive": positive_gradient_weights,
+    "plusplus": gradcam_plus_plus_weights,
+}
+
+
+def cam_weights(dense_kernel: ArrayLike, class_indices: ArrayLike) -> tf.Tensor:
+    """CAM's channel weights, the Dense weights ``w_k^c`` of each image's class: -> (B, 1, 1, K).
+
+    ``dense_kernel`` is the (K, C) kernel of the Dense layer after GAP,
+    ``class_indices`` a (B,) int array.
+    """
+    kernel = _as_float_tensor(dense_kernel)
+    per_image = tf.gather(tf.transpose(kernel), tf.cast(class_indices, tf.int32))  # (B, K)
+    return per_image[:, None, None, :]
+
+
+# --------------------------------------------------------------------------- map post-processing
+@_numpy_in_numpy_out
+def normalize(maps: ArrayLike) -> tf.Tensor:
+    """Scale each map to [0, 1] by its own min and max: (B, H, W) -> (B, H, W), or (H, W) -> (H, W).
+
+    A constant map (max - min below 1e-7 of its magnitude, all zeros included)
+    becomes all 0, never NaN, so an empty explanation looks empty instead of
+    all red.
+    """
+    m = _as_float_tensor(maps)
+    low = tf.reduce_min(m, axis=(-2, -1), keepdims=True)
+    high = tf.reduce_max(m, axis=(-2, -1), keepdims=True)
+    spread = high - low
+    magnitude = tf.maximum(tf.abs(low), tf.abs(high))
+    informative = spread > 1e-7 * magnitude
+    safe_spread = tf.where(informative, spread, tf.ones_like(spread))
+    return tf.where(informative, (m - low) / safe_spread, tf.zeros_like(m))
+
+
+def _size_tuple(size: int | Sequence[int]) -> tuple[int, int]:
+    if isinstance(size, (int, np.integer)):
+        return int(size), int(size)
+    height, width = size
+    return int(height), int(width)
+
+
+@_numpy_in_numpy_out
+def upsample(maps: ArrayLike, size: int | Sequence[int]) -> tf.Tensor:
+    """Bilinear resize of maps to ``size`` = (H, W) or an int: (B, h, w) -> (B, H, W), or (h, w) -> (H, W).
+
+    Values keep their range (no normalisation); apply :func:`normalize` before or after.
+    """
+    m = _as_float_tensor(maps)
+    single = m.shape.rank == 2
+    batch = m[None] if single else m
+    resized = tf.image.resize(batch[..., None], _size_tuple(size), method="bilinear")[..., 0]
+    return resized[0] if single else resized
