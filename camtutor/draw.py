@@ -100,3 +100,57 @@ def show_overlays(
     """One overlay per image: ``images`` (B, H, W, 3), ``maps`` (B, h, w). Returns the Figure."""
     panels = [overlay(image, heat, alpha=alpha, cmap=cmap) for image, heat in zip(images, maps)]
     return show_grid(panels, titles, ncols=ncols, size=size, suptitle=suptitle)
+
+
+def show_feature_maps(
+    feature_maps: np.ndarray,
+    n: int = 16,
+    *,
+    ncols: int = 8,
+    size: float = 1.2,
+    cmap: str = "viridis",
+    suptitle: str | None = None,
+):
+    """Draw the first ``n`` channels of one image's feature maps (h, w, K) as a grid; return the Figure.
+
+    Each panel is titled with its channel index k and its GAP value, the mean of the map,
+    and shares one colour scale (0 to the largest value shown) so bright means large everywhere.
+    """
+    import matplotlib.pyplot as plt
+
+    maps = np.asarray(feature_maps, dtype=np.float32)
+    if maps.ndim != 3:
+        raise ValueError(f"feature_maps must be one image's maps (h, w, K), got shape {maps.shape}; pick one, e.g. A[0]")
+    count = max(1, min(int(n), maps.shape[-1]))
+    ncols = max(1, min(ncols, count))
+    nrows = (count + ncols - 1) // ncols
+    high = float(maps[..., :count].max()) or 1.0
+    low = min(0.0, float(maps[..., :count].min()))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.3), squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if k < count:
+            ax.imshow(maps[..., k], cmap=cmap, vmin=low, vmax=high)
+            ax.set_title(f"k={k}, mean {maps[..., k].mean():.2f}", fontsize=7)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def draw_boxes(
+    image: np.ndarray,
+    boxes: Sequence[Sequence[int]],
+    colors: Sequence[tuple[int, int, int]] = ((0, 255, 0), (255, 0, 0), (0, 128, 255)),
+    thickness: int = 1,
+) -> np.ndarray:
+    """Draw ``(x0, y0, x1, y1)`` pixel boxes (x1, y1 exclusive) on a copy of ``image``: uint8 RGB (H, W, 3).
+
+    Box i gets ``colors[i % len(colors)]`` (default: green, red, blue), e.g. true box then predicted box.
+    """
+    canvas = to_uint8_rgb(image).copy()
+    for index, box in enumerate(boxes):
+        x0, y0, x1, y1 = (int(v) for v in box)
+        color = tuple(int(c) for c in colors[index % len(colors)])
+        cv2.rectangle(canvas, (x0, y0), (max(x0, x1 - 1), max(y0, y1 - 1)), color, thickness)
+    return canvas

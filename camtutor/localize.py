@@ -55,3 +55,26 @@ def peak(heatmap: np.ndarray, size: int | Sequence[int] | None = None) -> tuple[
         return int(col), int(row)
     height, width = (size, size) if isinstance(size, int) else size
     return int((col + 0.5) * width / heat.shape[1]), int((row + 0.5) * height / heat.shape[0])
+
+
+def boxes_from_maps(maps: np.ndarray, size: int | Sequence[int], threshold: float = 0.2) -> np.ndarray:
+    """:func:`box_from_map` for a batch of maps (B, h, w): boxes (B, 4) int64 in image pixels of ``size``."""
+    return np.array([box_from_map(m, threshold, size) for m in np.asarray(maps, dtype=np.float32)], dtype=np.int64).reshape(-1, 4)
+
+
+def localization_scores(
+    maps: np.ndarray, boxes: np.ndarray, size: int | Sequence[int], threshold: float = 0.2
+) -> np.ndarray:
+    """IoU of the box found in each map with the true box: (B,) floats in [0, 1].
+
+    ``maps`` (B, h, w) are upsampled to ``size`` = the image size (H, W), thresholded with
+    :func:`box_from_map` and compared with ``boxes`` (B, 4) ``(x0, y0, x1, y1)``. The CAM paper
+    counts a localisation as correct when IoU >= 0.5: ``np.mean(scores >= 0.5)``.
+    The threshold is a fraction of each map's range above its minimum, which is the paper's
+    fraction of the max when the minimum is 0 (after a ReLU, say).
+    """
+    predicted = boxes_from_maps(maps, size, threshold)
+    true = np.asarray(boxes).reshape(-1, 4)
+    if len(true) != len(predicted):
+        raise ValueError(f"got {len(predicted)} maps but {len(true)} boxes; pass one true box per map")
+    return np.array([iou(p, t) for p, t in zip(predicted, true)], dtype=np.float64)

@@ -1,0 +1,240 @@
+"""Exercises for notebooks 01 (global average pooling) and 02 (CAM weights).
+
+::
+
+    from camtutor.exercises import gap_cam as ex
+    ex.gap.check(my_gap)        # 01: (B, H, W, K) -> (B, K)
+    ex.cam.check(my_cam)        # 02: feature maps + Dense kernel + class -> (B, h, w)
+    ex.box.check(my_box)        # 02: the CAM paper's 20 % threshold box
+
+Each checker runs the student's function on small seeded random arrays (non-square, so a
+wrong axis shows) and compares with the reference solution below; typical mistakes get a
+message that names them.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+import numpy as np
+
+from camtutor.exercises._framework import Exercise, Feedback
+
+__all__ = ["gap", "cam", "box", "reference_gap", "reference_cam", "reference_box"]
+
+
+# --------------------------------------------------------------------------- reference solutions
+def reference_gap(feature_maps):
+    """Global average pooling: (B, H, W, K) -> (B, K), the mean over the H x W cells of each channel."""
+    import numpy as np
+
+    return np.asarray(feature_maps).mean(axis=(1, 2))
+
+
+def reference_cam(feature_maps, dense_kernel, class_index):
+    """CAM of one class: M_c(x, y) = sum_k w_kc * f_k(x, y).
+
+    feature_maps (B, h, w, K), dense_kernel (K, C), class_index an int -> maps (B, h, w).
+    """
+    import numpy as np
+
+    weights = np.asarray(dense_kernel)[:, class_index]  # (K,): one weight per feature map
+    return np.asarray(feature_maps) @ weights  # sum over the last axis K
+
+
+def reference_box(heatmap, fraction=0.2):
+    """Bounding box (x0, y0, x1, y1), x1 and y1 exclusive, of the cells >= fraction * max of a 2-D map."""
+    import numpy as np
+
+    heatmap = np.asarray(heatmap)
+    rows, cols = np.nonzero(heatmap >= fraction * heatmap.max())
+    return (int(cols.min()), int(rows.min()), int(cols.max()) + 1, int(rows.max()) + 1)
+
+
+# --------------------------------------------------------------------------- helpers for checkers
+def _as_array(result: object, what: str) -> np.ndarray:
+    if result is None:
+        raise Feedback(f"your function returned None; it should return {what}. Did you forget `return`?")
+    try:
+        return np.asarray(result, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise Feedback(f"your function should return {what}, got {type(result).__name__} ({error}).") from None
+
+
+def _same(a: np.ndarray, b: np.ndarray, atol: float = 1e-4) -> bool:
+    return a.shape == b.shape and bool(np.allclose(a, b, rtol=1e-4, atol=atol))
+
+
+def _random_feature_maps(seed: int, shape: tuple[int, int, int, int]) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.maximum(rng.normal(0.5, 1.0, shape), 0.0).astype(np.float32)  # ReLU-like: >= 0, many zeros
+
+
+@functools.lru_cache(maxsize=1)
+def _real_example() -> tuple[np.ndarray, np.ndarray] | None:
+    """Feature maps (4, 16, 16, 32) of the bundled shapes model and its Dense kernel (32, 3); None without weights."""
+    from camtutor import data, explain, layers, models
+    from camtutor.errors import ModelError
+
+    try:
+        model = models.load("shapes")
+    except ModelError:
+        return None
+    feature_maps, _ = explain.gradients(model, data.shapes(4, seed=123).images, 0, layer="last_conv")
+    return feature_maps, layers.gap_dense_head(model).kernel
+
+
+def _gap_examples():
+    for seed, shape in ((0, (2, 5, 7, 3)), (1, (1, 16, 16, 32)), (2, (4, 3, 6, 9))):
+        yield shape, _random_feature_maps(seed, shape)
+    real = _real_example()
+    if real is not None:
+        yield real[0].shape, real[0]
+
+
+# --------------------------------------------------------------------------- GAP
+def _check_gap(student: Callable) -> None:
+    for shape, maps in _gap_examples():
+        expected = reference_gap(maps)
+        got = _as_array(student(maps.copy()), "an array of shape (B, K)")
+        batch, height, width, channels = shape
+        if got.shape != expected.shape:
+            hint = ""
+            if got.shape in ((batch, height, channels), (batch, width, channels)):
+                hint = " It looks like you averaged over only one of the two spatial axes."
+            elif got.shape in ((batch, height, width), (batch,)) or got.ndim == 0:
+                hint = " It looks like you averaged over the channel axis K too; average over H and W only."
+            elif got.shape == (channels,):
+                hint = " It looks like you averaged over the batch axis too; keep one row per image."
+            raise Feedback(
+                f"for feature maps of shape {shape} (B, H, W, K) the result should have shape "
+                f"{expected.shape} (B, K), yours has {got.shape}.{hint}"
+            )
+        if _same(got, expected):
+            continue
+        if _same(got, maps.max(axis=(1, 2))):
+            raise Feedback("you computed the maximum of each map (global MAX pooling); GAP takes the mean.")
+        if _same(got, maps.sum(axis=(1, 2))):
+            raise Feedback("you summed each map; GAP divides the sum by the number of cells H * W.")
+        raise Feedback(
+            f"for feature maps of shape {shape} your values differ from the mean of each channel's H x W cells "
+            f"(largest difference {float(np.max(np.abs(got - expected))):.3g})."
+        )
+
+
+gap = Exercise(
+    "Global average pooling",
+    _check_gap,
+    hints=[
+        "The input has shape (B, H, W, K). GAP gives one number per image and per channel: the result is (B, K).",
+        "numpy's `mean` accepts a tuple of axes: `x.mean(axis=(..., ...))`. Which axes are H and W?",
+        "`np.asarray(feature_maps).mean(axis=(1, 2))`.",
+    ],
+    solution=reference_gap,
+    success="That is exactly what keras.layers.GlobalAveragePooling2D computes.",
+)
+
+
+# --------------------------------------------------------------------------- CAM
+def _cam_examples():
+    rng = np.random.default_rng(3)
+    for seed, shape, classes in ((4, (2, 4, 6, 5), 3), (5, (3, 16, 16, 32), 3), (6, (1, 7, 5, 8), 2)):
+        kernel = rng.normal(0.0, 1.0, (shape[-1], classes)).astype(np.float32)  # mixed signs, like a trained head
+        yield shape, _random_feature_maps(seed, shape), kernel
+    real = _real_example()
+    if real is not None:
+        yield real[0].shape, real[0], real[1]
+
+
+def _check_cam(student: Callable) -> None:
+    for shape, maps, kernel in _cam_examples():
+        for class_index in range(kernel.shape[1]):
+            expected = reference_cam(maps, kernel, class_index)
+            got = _as_array(student(maps.copy(), kernel.copy(), class_index), "an array of shape (B, h, w)")
+            if got.shape != expected.shape:
+                raise Feedback(
+                    f"for feature maps {shape} (B, h, w, K) and a Dense kernel {kernel.shape} (K, C) the map should "
+                    f"have shape {expected.shape} (B, h, w), yours has {got.shape}. Weight each of the K maps by "
+                    "its weight for the class and sum over K."
+                )
+            if _same(got, expected):
+                continue
+            if _same(got, np.maximum(expected, 0.0)):
+                raise Feedback("your map has no negative values; CAM (Zhou et al. 2016, Eq. 2) has no ReLU. Keep the plain weighted sum.")
+            if _same(got, expected / shape[-1]):
+                raise Feedback("you averaged over the K channels; CAM is the weighted *sum* sum_k w_kc f_k.")
+            low, high = expected.min(axis=(1, 2), keepdims=True), expected.max(axis=(1, 2), keepdims=True)
+            if _same(got, (expected - low) / (high - low)):
+                raise Feedback("your map is normalised to [0, 1]; return the raw weighted sum (normalise only to draw it).")
+            if _same(got, maps.mean(axis=-1) * kernel[:, class_index].sum()):
+                raise Feedback("the weights must multiply their own feature map: map k gets weight w[k, class_index].")
+            raise Feedback(
+                f"for class {class_index} your map differs from sum_k w[k, {class_index}] * f_k "
+                f"(largest difference {float(np.max(np.abs(got - expected))):.3g}). The kernel is (K, C): "
+                "one column per class."
+            )
+
+
+cam = Exercise(
+    "Class activation map",
+    _check_cam,
+    hints=[
+        "The Dense kernel has shape (K, C). The K weights of one class are a column: `dense_kernel[:, class_index]`.",
+        "Multiply each feature map f_k (B, h, w) by its weight and add the K products. "
+        "Broadcasting `feature_maps * weights` multiplies along the last axis; then sum over it.",
+        "`(feature_maps * dense_kernel[:, class_index]).sum(axis=-1)`, or the matrix product `feature_maps @ dense_kernel[:, class_index]`.",
+    ],
+    solution=reference_cam,
+    success="Summing over K before pooling is the same as pooling before the Dense layer: that is why CAM is exact.",
+)
+
+
+# --------------------------------------------------------------------------- box
+def _blob(seed: int, height: int, width: int) -> np.ndarray:
+    """A smooth single-peaked map with one off-centre Gaussian bump, minimum 0."""
+    rng = np.random.default_rng(seed)
+    cy, cx = rng.uniform(0.25, 0.75) * height, rng.uniform(0.25, 0.75) * width
+    sy, sx = rng.uniform(0.1, 0.25) * height, rng.uniform(0.1, 0.25) * width
+    yy, xx = np.mgrid[0:height, 0:width]
+    bump = np.exp(-0.5 * (((yy - cy) / sy) ** 2 + ((xx - cx) / sx) ** 2))
+    return (rng.uniform(0.5, 5.0) * (bump - bump.min())).astype(np.float32)
+
+
+def _check_box(student: Callable) -> None:
+    for seed, (height, width) in ((7, (16, 16)), (8, (12, 20)), (9, (24, 10))):
+        heat = _blob(seed, height, width)
+        expected = reference_box(heat)
+        result = student(heat.copy())
+        if result is None:
+            raise Feedback("your function returned None; it should return a box (x0, y0, x1, y1). Did you forget `return`?")
+        try:
+            got = tuple(int(v) for v in result)
+        except (TypeError, ValueError):
+            raise Feedback(f"return four integers (x0, y0, x1, y1), got {result!r}.") from None
+        if len(got) != 4:
+            raise Feedback(f"return four integers (x0, y0, x1, y1), got {len(got)} values.")
+        if got == expected:
+            continue
+        x0, y0, x1, y1 = expected
+        if got == (y0, x0, y1, x1):
+            raise Feedback("x and y are swapped: x is the column (axis 1), y is the row (axis 0).")
+        if got == (x0, y0, x1 - 1, y1 - 1):
+            raise Feedback("almost: x1 and y1 are exclusive (one past the last cell), like Python slices.")
+        for wrong in (0.5, 0.0):
+            if got == reference_box(heat, wrong):
+                raise Feedback(f"your box matches a threshold of {wrong} x max; the CAM paper keeps cells >= 0.2 x max.")
+        raise Feedback(f"for a {height}x{width} map the box should be {expected}, yours is {got}.")
+
+
+box = Exercise(
+    "20 % threshold box",
+    _check_box,
+    hints=[
+        "Keep the cells whose value is at least 0.2 * heatmap.max(): a boolean mask.",
+        "`rows, cols = np.nonzero(mask)` gives the coordinates of the kept cells. x is the column, y the row.",
+        "The box is (cols.min(), rows.min(), cols.max() + 1, rows.max() + 1).",
+    ],
+    solution=reference_box,
+    success="camtutor.box_from_map also keeps only the largest connected region, as the paper does.",
+)
