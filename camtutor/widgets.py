@@ -1,0 +1,420 @@
+"""An interactive CAM / Grad-CAM explorer for Jupyter (ipywidgets, no ipympl).
+
+``Explorer(model, images, class_names)`` shows, for the chosen image, class,
+layer and method, three panels side by side: the image, the raw map at the
+layer's own resolution (nearest-neighbour upscaled so each cell is visible,
+with a colour bar and its min / max) and the overlay.
+
+Fast by construction:
+
+* the first time a (layer, method) is shown, the maps of *every* image and
+  *every* class are computed in one batched call
+  (:func:`camtutor.explain.grad_cam_all_classes` or
+  :func:`camtutor.explain.cam_all_classes`, raw, without ReLU) and cached;
+* switching class or image, toggling the ReLU or changing the opacity then
+  only indexes the cache (ReLU is ``np.maximum(raw, 0)``, exactly what
+  ``grad_cam(..., relu=True)`` does after the weighted channel sum);
+* panels are composed with numpy and encoded to PNG with OpenCV into
+  ``widgets.Image``, not drawn by matplotlib, so a switch costs a few ms.
+
+Works wherever ipywidgets does (JupyterLab, classic Notebook, VS Code, Colab).
+:meth:`Explorer.state` exposes exactly what is on screen, for tests.
+"""
+
+from __future__ import annotations
+
+import html
+import importlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import ipywidgets as widgets
+import keras
+import numpy as np
+
+from camtutor.data import load_image
+from camtutor.draw import colorize, overlay, to_uint8_rgb
+from camtutor.errors import CamTutorError, ImageError, ModelError
+from camtutor.layers import conv_layers, gap_dense_head
+
+# ``camtutor.explain`` the attribute is the function explain(); the module is looked up by name.
+# Calls go through the module so tests can count them (monkeypatch _explain.grad_cam_all_classes).
+_explain = importlib.import_module("camtutor.explain")
+
+METHOD_LABELS = {"cam": "CAM", "gradcam": "Grad-CAM", "hirescam": "HiResCAM (elementwise)"}
+_WEIGHTING = {"gradcam": "mean", "hirescam": "elementwise"}
+_COLORBAR = to_uint8_rgb(colorize(np.linspace(1.0, 0.0, 256, dtype=np.float32)[:, None]))
+
+
+# --------------------------------------------------------------------------- pictures -> PNG bytes
+def png_bytes(rgb: np.ndarray) -> bytes:
+    """An RGB uint8 image (H, W, 3) -> PNG file bytes (OpenCV writes BGR, so channels are swapped first)."""
+    ok, encoded = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]))
+    if not ok:  # pragma: no cover - cv2 encodes any uint8 (H, W, 3)
+        raise ImageError(f"could not encode an image of shape {rgb.shape} as PNG")
+    return encoded.tobytes()
+
+
+def _enlarge(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize to (height, width): every pixel / map cell stays a crisp block."""
+    if rgb.shape[:2] == size:
+        return rgb
+    return cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
+
+
+def decode_image(data: bytes, size: int | tuple[int, int] | None = None, name: str = "upload") -> np.ndarray:
+    """Uploaded file bytes -> RGB float32 (H, W, 3) in [0, 1], resized to ``size`` (int or (height, width)).
+
+    Any format :func:`camtutor.data.load_image` reads (PNG, JPEG, BMP, TIFF,
+    WebP; grey, 16-bit and transparency handled the same way). Raises
+    :class:`camtutor.ImageError` naming the file for anything else.
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise ImageError(f"expected the uploaded file's bytes, got {type(data).__name__}")
+    if len(data) == 0:
+        raise ImageError(f"{name!r} is empty (0 bytes); upload a PNG, JPEG, BMP, TIFF or WebP image")
+    suffix = Path(name).suffix if len(Path(name).suffix) <= 5 else ""
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "upload" + suffix)
+        with open(path, "wb") as handle:
+            handle.write(bytes(data))
+        try:
+            return load_image(path, size)
+        except ImageError as error:
+            raise ImageError(
+                f"could not read {name!r} as an image: upload a PNG, JPEG, BMP, TIFF or WebP file "
+                f"({str(error).replace(path, name)})"
+            ) from None
+
+
+# --------------------------------------------------------------------------- what is on screen
+@dataclass(frozen=True)
+class Shown:
+    """What the explorer currently shows; ``raw_map`` is the (h, w) map drawn, after the ReLU if it is on."""
+
+    image_index: int
+    class_index: int
+    class_name: str
+    layer: str
+    method: str
+    relu: bool
+    alpha: float
+    raw_map: np.ndarray
+    probabilities: np.ndarray
+
+
+class Explorer:
+    """Explore CAM, Grad-CAM and HiResCAM maps of ``model`` on ``images`` with widgets.
+
+    Args:
+        model: a Keras image classifier (B, H, W, C) -> (B, C).
+        images: (N, H, W, 3) float in [0, 1] (a single (H, W, 3) image is accepted).
+        class_names: one name per class (default "class 0", "class 1", ...).
+        layer: the layer shown first (default: the last feature-map layer).
+        method: "gradcam" (default), "hirescam" or "cam".
+        panel_size: side in pixels of each picture on screen.
+        upload: add a file-upload button that appends the reader's images.
+
+    Display it as the last expression of a cell (or ``display(explorer)``);
+    ``explorer.widget`` is the ipywidgets box. Controls are public attributes
+    (``image_slider``, ``class_dropdown``, ``layer_slider``, ``method_buttons``,
+    ``relu_checkbox``, ``alpha_slider``), and :meth:`state` returns the
+    :class:`Shown` map and parameters.
+    """
+
+    def __init__(
+        self,
+        model: keras.Model,
+        images: np.ndarray,
+        class_names: Sequence[str] | None = None,
+        *,
+        layer: str | None = None,
+        method: str = "gradcam",
+        alpha: float = 0.4,
+        panel_size: int = 192,
+        upload: bool = False,
+    ) -> None:
+        self.model = model
+        self.input_size = _input_size(model)
+        self.images = self._check_images(images)
+        self.layers = conv_layers(model)
+        if not self.layers:
+            raise ModelError(f"model {model.name!r} has no layer with a (B, H, W, K) output; the explorer needs a conv net")
+        info = _explain.explainer(model).info
+        if class_names is None:
+            class_names = [f"class {i}" for i in range(info.num_classes)]
+        if len(class_names) != info.num_classes:
+            raise CamTutorError(
+                f"got {len(class_names)} class names for a model with {info.num_classes} classes; pass one name per class"
+            )
+        self.class_names = [str(name) for name in class_names]
+        try:
+            self.cam_layer: str | None = gap_dense_head(model).feature_layer.name
+            self.cam_note = ""
+        except ModelError as error:
+            self.cam_layer = None
+            self.cam_note = (
+                f"CAM is not available for this model, so it is hidden; Grad-CAM and HiResCAM work at any layer. "
+                f"({error})"
+            )
+        self.panel_size = int(panel_size)
+        self.compute_calls = 0
+        self._cache: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+        self._shown: Shown | None = None
+        self._quiet = False
+        self._build_widgets(layer, method, alpha, upload)
+        self._render()
+
+    # ---------------------------------------------------------------- construction
+    def _check_images(self, images: np.ndarray) -> np.ndarray:
+        array = np.asarray(images, dtype=np.float32)
+        if array.ndim == 3:
+            array = array[None]
+        if array.ndim != 4 or len(array) == 0:
+            raise ImageError(f"images must be a batch (N, H, W, 3), got shape {np.shape(images)}")
+        if self.input_size is not None and array.shape[1:3] != self.input_size:
+            raise ImageError(
+                f"images are {array.shape[1]}x{array.shape[2]} but the model takes {self.input_size[0]}x"
+                f"{self.input_size[1]}; resize them first with camtutor.resize_images(images, {self.input_size})"
+            )
+        return array
+
+    def _build_widgets(self, layer: str | None, method: str, alpha: float, upload: bool) -> None:
+        methods = [(METHOD_LABELS[m], m) for m in ("cam", "gradcam", "hirescam") if m != "cam" or self.cam_layer]
+        if method not in dict((v, k) for k, v in methods):
+            raise CamTutorError(f"method must be one of {[v for _, v in methods]} for this model, got {method!r}")
+        if layer is not None and layer not in self.layers:
+            raise CamTutorError(f"layer {layer!r} is not a feature-map layer; choose one of {self.layers}")
+        wide = {"description_width": "70px"}
+        self.image_slider = widgets.IntSlider(
+            value=0, min=0, max=len(self.images) - 1, description="image", continuous_update=False, style=wide
+        )
+        self.class_dropdown = widgets.Dropdown(options=[(n, i) for i, n in enumerate(self.class_names)],
+                                               description="class", style=wide)
+        self.layer_slider = widgets.SelectionSlider(
+            options=self.layers, value=layer or self.layers[-1], description="layer", continuous_update=False,
+            style=wide, layout=widgets.Layout(width="420px"),
+        )
+        self.method_buttons = widgets.ToggleButtons(options=methods, value=method, description="method", style=wide)
+        self.relu_checkbox = widgets.Checkbox(value=True, description="ReLU on the map", indent=False)
+        self.alpha_slider = widgets.FloatSlider(
+            value=alpha, min=0.0, max=1.0, step=0.05, description="opacity", continuous_update=True, style=wide
+        )
+        side = self.panel_size
+        picture = {"width": f"{side}px", "height": f"{side}px"}
+        self.image_panel = widgets.Image(format="png", layout=widgets.Layout(**picture))
+        self.map_panel = widgets.Image(format="png", layout=widgets.Layout(**picture))
+        self.overlay_panel = widgets.Image(format="png", layout=widgets.Layout(**picture))
+        self.colorbar_panel = widgets.Image(
+            value=png_bytes(_enlarge(_COLORBAR, (side, 12))), format="png",
+            layout=widgets.Layout(width="12px", height=f"{side}px"),
+        )
+        self.max_label = widgets.HTML()
+        self.min_label = widgets.HTML()
+        self.title = widgets.HTML()
+        self.note = widgets.HTML(value=self._cam_hint())
+        bar = widgets.VBox([self.max_label, self.colorbar_panel, self.min_label],
+                           layout=widgets.Layout(align_items="flex-start"))
+        captioned = [
+            widgets.VBox([widgets.HTML("<b>image</b>"), self.image_panel]),
+            widgets.VBox([widgets.HTML("<b>raw map (layer resolution)</b>"), self.map_panel]),
+            widgets.VBox([widgets.HTML("&nbsp;"), bar]),
+            widgets.VBox([widgets.HTML("<b>overlay</b>"), self.overlay_panel]),
+        ]
+        controls = [
+            widgets.HBox([self.image_slider, self.class_dropdown]),
+            widgets.HBox([self.layer_slider, self.relu_checkbox]),
+            self.method_buttons,
+            self.alpha_slider,
+        ]
+        self.upload_button = None
+        if upload:
+            self.upload_button = widgets.FileUpload(accept="image/*", multiple=False, description="your image")
+            self.upload_button.observe(self._on_upload, names="value")
+            controls.append(self.upload_button)
+        self.widget = widgets.VBox(
+            [*controls, self.title, widgets.HBox(captioned), self.note],
+            layout=widgets.Layout(border="1px solid #ddd", padding="6px"),
+        )
+        self.widget.add_class("camtutor-explorer")
+        for control in (self.image_slider, self.class_dropdown, self.layer_slider, self.method_buttons,
+                        self.relu_checkbox):
+            control.observe(self._on_change, names="value")
+        self.alpha_slider.observe(self._on_alpha, names="value")
+
+    def _cam_hint(self) -> str:
+        if self.cam_layer is None:
+            return f"<small>{html.escape(self.cam_note)}</small>"
+        return f"<small>CAM is defined only at the layer that feeds global average pooling ({self.cam_layer}).</small>"
+
+    # ---------------------------------------------------------------- computing (cached)
+    def maps(self, layer: str, method: str) -> tuple[np.ndarray, np.ndarray]:
+        """Raw maps without ReLU (N, C, h, w) and probabilities (N, C) for every image and class, cached."""
+        key = (layer, method)
+        if key not in self._cache:
+            self.compute_calls += 1
+            if method == "cam":
+                maps, probabilities = _explain.cam_all_classes(self.model, self.images, layer=layer, relu=False)
+            else:
+                maps, probabilities = _explain.grad_cam_all_classes(
+                    self.model, self.images, layer=layer, weighting=_WEIGHTING[method], relu=False
+                )
+            self._cache[key] = (np.asarray(maps, dtype=np.float32), np.asarray(probabilities, dtype=np.float32))
+        return self._cache[key]
+
+    def state(self) -> Shown | None:
+        """The map and parameters on screen now (None if the last update failed and the panels are blank)."""
+        return self._shown
+
+    # ---------------------------------------------------------------- events
+    def _on_change(self, change) -> None:
+        if not self._quiet:
+            self._render()
+
+    def _on_alpha(self, change) -> None:
+        if self._shown is not None and not self._quiet:
+            self._draw_overlay(self._shown)
+
+    def _on_upload(self, change) -> None:
+        files = change["new"]
+        if not files:
+            return
+        item = files[-1]
+        name = item.get("name", "upload")
+        try:
+            image = decode_image(item["content"], self.input_size or self.images.shape[1:3], name)
+        except ImageError as error:
+            self.note.value = f"<span style='color:#b00'>{html.escape(str(error))}</span>"
+            return
+        self.add_images(image[None])
+
+    def add_images(self, images: np.ndarray) -> None:
+        """Append images (N, H, W, 3) and show the first new one (the cache is recomputed on demand)."""
+        new = self._check_images(images)
+        self.images = np.concatenate([self.images, new])
+        self._cache.clear()
+        self._quiet = True
+        try:
+            self.image_slider.max = len(self.images) - 1
+            self.image_slider.value = len(self.images) - len(new)
+        finally:
+            self._quiet = False
+        self.note.value = self._cam_hint()
+        self._render()
+
+    # ---------------------------------------------------------------- drawing
+    def _sync_method_and_layer(self) -> None:
+        """CAM exists only at the GAP feature layer: pin the layer slider there while CAM is chosen."""
+        cam = self.method_buttons.value == "cam"
+        self._quiet = True
+        try:
+            if cam and self.layer_slider.value != self.cam_layer:
+                self.layer_slider.value = self.cam_layer
+            self.layer_slider.disabled = cam
+        finally:
+            self._quiet = False
+
+    def _sync_class_labels(self, probabilities: np.ndarray) -> None:
+        labels = [(f"{name} ({p:.2f})", i) for i, (name, p) in enumerate(zip(self.class_names, probabilities))]
+        if list(self.class_dropdown.options) != labels:
+            chosen = self.class_dropdown.value
+            self._quiet = True
+            try:
+                self.class_dropdown.options = labels
+                self.class_dropdown.value = chosen
+            finally:
+                self._quiet = False
+
+    def _render(self) -> None:
+        self._sync_method_and_layer()
+        index, layer, method = self.image_slider.value, self.layer_slider.value, self.method_buttons.value
+        try:
+            maps, probabilities = self.maps(layer, method)
+        except CamTutorError as error:
+            self._blank(f"cannot compute {METHOD_LABELS[method]} at layer {layer!r}: {error}")
+            return
+        self._sync_class_labels(probabilities[index])
+        klass, relu = self.class_dropdown.value, self.relu_checkbox.value
+        raw = maps[index, klass]
+        shown_map = np.maximum(raw, 0.0) if relu else raw
+        shown = Shown(index, klass, self.class_names[klass], layer, method, relu, float(self.alpha_slider.value),
+                      shown_map, probabilities[index])
+        side = self.panel_size
+        h, w = shown_map.shape
+        self.image_panel.value = png_bytes(_enlarge(to_uint8_rgb(self.images[index]), (side, side)))
+        self.map_panel.value = png_bytes(_enlarge(colorize(shown_map), (side, side)))
+        self.max_label.value = f"<small>{float(shown_map.max()):.3g}</small>"
+        self.min_label.value = f"<small>{float(shown_map.min()):.3g}</small>"
+        self.title.value = (
+            f"<b>{html.escape(shown.class_name)}</b> (p = {probabilities[index, klass]:.3f}) · "
+            f"layer <b>{html.escape(layer)}</b> ({h}×{w}) · {METHOD_LABELS[method]} · "
+            f"ReLU {'on' if relu else 'off'} · image {index}"
+        )
+        self._draw_overlay(shown)
+        self._shown = shown
+
+    def _draw_overlay(self, shown: Shown) -> None:
+        alpha = float(self.alpha_slider.value)
+        blended = overlay(self.images[shown.image_index], shown.raw_map, alpha=alpha)
+        self.overlay_panel.value = png_bytes(_enlarge(blended, (self.panel_size, self.panel_size)))
+        if shown.alpha != alpha:
+            self._shown = Shown(**{**shown.__dict__, "alpha": alpha})
+
+    def _blank(self, message: str) -> None:
+        """Never leave a stale map on screen: clear the map panels and say why."""
+        self._shown = None
+        self.map_panel.value = b""
+        self.overlay_panel.value = b""
+        self.max_label.value = self.min_label.value = ""
+        self.title.value = "<b>no map</b>"
+        self.note.value = f"<span style='color:#b00'>{html.escape(message)}</span>"
+
+    # ---------------------------------------------------------------- static figure
+    def figure(self, image_index: int | None = None, *, method: str | None = None, relu: bool | None = None,
+               size: float = 1.6):
+        """A matplotlib grid of overlays, classes (rows) x layers (columns), for one image.
+
+        Uses (and fills) the same cache as the widgets; defaults to what is on screen.
+        """
+        import matplotlib.pyplot as plt
+
+        index = self.image_slider.value if image_index is None else int(image_index)
+        method = self.method_buttons.value if method is None else method
+        relu = self.relu_checkbox.value if relu is None else relu
+        columns = [self.cam_layer] if method == "cam" else self.layers
+        fig, axes = plt.subplots(len(self.class_names), len(columns) + 1,
+                                 figsize=(size * (len(columns) + 1), size * len(self.class_names)), squeeze=False)
+        for row, name in enumerate(self.class_names):
+            axes[row, 0].imshow(to_uint8_rgb(self.images[index]))
+            for column, layer in enumerate(columns, start=1):
+                maps, probabilities = self.maps(layer, method)
+                raw = maps[index, row]
+                axes[row, column].imshow(overlay(self.images[index], np.maximum(raw, 0.0) if relu else raw))
+                if row == 0:
+                    axes[row, column].set_title(f"{layer}\n{raw.shape[0]}×{raw.shape[1]}", fontsize=8)
+            axes[row, 0].set_title(f"{name} ({probabilities[index, row]:.2f})", fontsize=8)
+        for ax in axes.flat:
+            ax.axis("off")
+        fig.suptitle(f"{METHOD_LABELS[method]}, ReLU {'on' if relu else 'off'}: classes × layers", fontsize=10)
+        fig.tight_layout()
+        return fig
+
+    # ---------------------------------------------------------------- display
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+    def __repr__(self) -> str:
+        return f"<camtutor Explorer: {len(self.images)} images, {len(self.class_names)} classes, layers {self.layers}>"
+
+
+def _input_size(model: keras.Model) -> tuple[int, int] | None:
+    shape = tuple(model.inputs[0].shape)
+    if len(shape) == 4 and shape[1] is not None and shape[2] is not None:
+        return int(shape[1]), int(shape[2])
+    return None

@@ -1,0 +1,188 @@
+"""The explorer widget, driven without a kernel: set widget values, check what it shows."""
+
+from __future__ import annotations
+
+import importlib
+
+import cv2
+import keras
+import numpy as np
+import pytest
+
+import camtutor as ct
+from camtutor import models, widgets
+
+explain_module = importlib.import_module("camtutor.explain")
+NAMES = ("circle", "square", "triangle")
+
+
+@pytest.fixture(scope="module")
+def images() -> np.ndarray:
+    return ct.data.shapes(5, size=32, seed=3).images
+
+
+@pytest.fixture(scope="module")
+def gap_model() -> keras.Model:
+    keras.utils.set_random_seed(0)
+    return models.gap_classifier(3, input_shape=(32, 32, 3), width=4)
+
+
+@pytest.fixture(scope="module")
+def flat_model() -> keras.Model:
+    keras.utils.set_random_seed(1)
+    return models.flat_classifier(3, input_shape=(32, 32, 3))
+
+
+@pytest.fixture
+def explorer(gap_model, images) -> widgets.Explorer:
+    return widgets.Explorer(gap_model, images, NAMES)
+
+
+def reference(model, images, state):
+    one = images[state.image_index : state.image_index + 1]
+    if state.method == "cam":
+        return ct.cam(model, one, state.class_index, relu=state.relu)[0]
+    weighting = "mean" if state.method == "gradcam" else "elementwise"
+    return ct.grad_cam(model, one, state.class_index, layer=state.layer, weighting=weighting, relu=state.relu)[0]
+
+
+@pytest.mark.parametrize("method", ["gradcam", "hirescam", "cam"])
+def test_shown_map_is_the_methods_map_for_every_setting(explorer, gap_model, images, method):
+    explorer.method_buttons.value = method
+    layers = [explorer.cam_layer] if method == "cam" else explorer.layers[::2] + [explorer.layers[-1]]
+    for layer, image, klass, relu in [(layers[0], 2, 1, True), (layers[-1], 4, 2, False), (layers[-1], 0, 0, True)]:
+        if method != "cam":
+            explorer.layer_slider.value = layer
+        explorer.image_slider.value = image
+        explorer.class_dropdown.value = klass
+        explorer.relu_checkbox.value = relu
+        state = explorer.state()
+        assert (state.image_index, state.class_index, state.layer, state.method, state.relu) == (
+            image, klass, layer, method, relu)
+        assert state.class_name == NAMES[klass]
+        np.testing.assert_allclose(state.raw_map, reference(gap_model, images, state), atol=1e-5)
+
+
+def test_display_time_relu_equals_grad_cams_relu(gap_model, images):
+    """Caching maps without ReLU and applying np.maximum when drawing is exactly grad_cam(..., relu=True)."""
+    layer = ct.conv_layers(gap_model)[-2]
+    raw, _ = explain_module.grad_cam_all_classes(gap_model, images, layer=layer, weighting="mean", relu=False)
+    with_relu = np.stack([ct.grad_cam(gap_model, images, c, layer=layer, relu=True) for c in range(3)], axis=1)
+    assert (raw < 0).any() and (raw > 0).any()  # the ReLU matters here
+    np.testing.assert_allclose(np.maximum(raw, 0.0), with_relu, atol=1e-5)
+
+
+def test_class_labels_show_the_models_probabilities(explorer, gap_model, images):
+    explorer.image_slider.value = 3
+    probabilities = np.asarray(gap_model(images[3:4]))[0]
+    np.testing.assert_allclose(explorer.state().probabilities, probabilities, atol=1e-5)
+    labels = [label for label, _ in explorer.class_dropdown.options]
+    assert labels == [f"{name} ({p:.2f})" for name, p in zip(NAMES, probabilities)]
+
+
+def test_switching_class_image_relu_or_opacity_never_runs_the_model_again(explorer, monkeypatch):
+    calls = []
+    original = explain_module.grad_cam_all_classes
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs.get("layer"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(explain_module, "grad_cam_all_classes", counting)
+    monkeypatch.setattr(keras.Model, "__call__", _forbidden)  # any other forward pass fails loudly
+    shown = []
+    for klass, image in [(1, 0), (2, 0), (2, 3), (0, 4)]:
+        explorer.class_dropdown.value = klass
+        explorer.image_slider.value = image
+        shown.append(explorer.state().raw_map.copy())
+    explorer.relu_checkbox.value = False
+    explorer.alpha_slider.value = 0.9
+    assert calls == []
+    assert explorer.state().alpha == 0.9 and not explorer.state().relu
+    assert not np.allclose(shown[0], shown[1])  # another class really is another map
+    monkeypatch.setattr(keras.Model, "__call__", original_call)
+    explorer.layer_slider.value = explorer.layers[0]
+    explorer.class_dropdown.value = 1
+    explorer.layer_slider.value = explorer.layers[0]
+    assert calls == [explorer.layers[0]]  # one batched pass for the new layer, all classes
+
+
+original_call = keras.Model.__call__
+
+
+def _forbidden(*args, **kwargs):
+    raise AssertionError("the model ran again")
+
+
+def test_panels_are_pngs_of_the_shown_map(explorer):
+    explorer.class_dropdown.value = 2
+    state = explorer.state()
+    decoded = cv2.imdecode(np.frombuffer(explorer.map_panel.value, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+    h, w = state.raw_map.shape
+    side = explorer.panel_size
+    cells = decoded[side // (2 * h) :: side // h, side // (2 * w) :: side // w][:h, :w]
+    np.testing.assert_array_equal(cells, ct.draw.colorize(state.raw_map))  # RGB, not BGR; one block per cell
+    assert f"{state.raw_map.max():.3g}" in explorer.max_label.value
+    assert "triangle" in explorer.title.value and state.layer in explorer.title.value
+
+
+def test_cam_pins_the_layer_to_the_gap_input(explorer):
+    explorer.layer_slider.value = explorer.layers[0]
+    explorer.method_buttons.value = "cam"
+    assert explorer.layer_slider.disabled and explorer.state().layer == explorer.cam_layer
+    explorer.method_buttons.value = "gradcam"
+    assert not explorer.layer_slider.disabled
+
+
+def test_cam_is_hidden_with_a_note_on_a_model_without_gap(flat_model, images):
+    explorer = widgets.Explorer(flat_model, images, NAMES)
+    assert "cam" not in [value for _, value in explorer.method_buttons.options]
+    assert "CAM is not available" in explorer.note.value and "Grad-CAM" in explorer.note.value
+    state = explorer.state()
+    np.testing.assert_allclose(state.raw_map, reference(flat_model, images, state), atol=1e-5)
+    with pytest.raises(ct.CamTutorError, match="method"):
+        widgets.Explorer(flat_model, images, NAMES, method="cam")
+
+
+def test_bad_arguments_are_explained(gap_model, images):
+    with pytest.raises(ct.ImageError, match="resize"):
+        widgets.Explorer(gap_model, np.zeros((2, 40, 40, 3), np.float32), NAMES)
+    with pytest.raises(ct.CamTutorError, match="one name per class"):
+        widgets.Explorer(gap_model, images, ["a", "b"])
+
+
+def test_decode_image_reads_common_formats_as_rgb(tmp_path):
+    rgb = np.zeros((20, 30, 3), np.uint8)
+    rgb[..., 0] = 255  # pure red
+    for extension in (".png", ".jpg", ".bmp"):
+        ok, data = cv2.imencode(extension, rgb[..., ::-1])
+        image = widgets.decode_image(data.tobytes(), 16, f"red{extension}")
+        assert image.shape == (16, 16, 3) and image.dtype == np.float32
+        np.testing.assert_allclose(image.mean(axis=(0, 1)), [1.0, 0.0, 0.0], atol=0.02)
+
+
+@pytest.mark.parametrize("garbage", [b"", b"not an image at all", b"\x89PNG\r\n\x1a\n truncated"])
+def test_decode_image_rejects_garbage(garbage):
+    with pytest.raises(ct.ImageError, match="notes.txt"):
+        widgets.decode_image(garbage, 32, "notes.txt")
+
+
+def test_upload_appends_the_image_and_shows_it_or_explains_the_error(gap_model, images):
+    explorer = widgets.Explorer(gap_model, images, NAMES, upload=True)
+    explorer._on_upload({"new": [{"name": "junk.txt", "content": b"hello"}]})
+    assert "junk.txt" in explorer.note.value and len(explorer.images) == len(images)
+    ok, data = cv2.imencode(".png", np.full((50, 70, 3), 200, np.uint8))
+    explorer._on_upload({"new": [{"name": "mine.png", "content": memoryview(data.tobytes())}]})
+    assert len(explorer.images) == len(images) + 1
+    state = explorer.state()
+    assert state.image_index == len(images)
+    np.testing.assert_allclose(explorer.images[-1], 200 / 255, atol=1e-6)
+    np.testing.assert_allclose(state.raw_map, reference(gap_model, explorer.images, state), atol=1e-5)
+
+
+def test_static_figure_has_one_row_per_class_and_one_column_per_layer(explorer):
+    fig = explorer.figure(1)
+    assert len(fig.axes) == 3 * (len(explorer.layers) + 1)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
