@@ -1,0 +1,1 @@
+"""Benchmarks for camtutor (run: python -m benchmarks.run)."""
