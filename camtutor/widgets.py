@@ -23,6 +23,7 @@ Works wherever ipywidgets does (JupyterLab, classic Notebook, VS Code, Colab).
 
 from __future__ import annotations
 
+import asyncio
 import html
 import importlib
 import os
@@ -118,6 +119,9 @@ class Explorer:
         method: "gradcam" (default), "hirescam" or "cam".
         panel_size: side in pixels of each picture on screen.
         upload: add a file-upload button that appends the reader's images.
+        prefetch: while the kernel is idle, compute the other layers of the method on screen, one per
+            idle moment, nearest first, so that moving the layer slider later is instant. Runs on the
+            kernel's own event loop (never in a thread); off outside a running kernel.
 
     Display it as the last expression of a cell (or ``display(explorer)``);
     ``explorer.widget`` is the ipywidgets box. Controls are public attributes
@@ -137,6 +141,7 @@ class Explorer:
         alpha: float = 0.4,
         panel_size: int = 192,
         upload: bool = False,
+        prefetch: bool = True,
     ) -> None:
         self.model = model
         self.input_size = _input_size(model)
@@ -166,6 +171,9 @@ class Explorer:
         self._cache: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
         self._shown: Shown | None = None
         self._quiet = False
+        self.prefetch = prefetch
+        self._prefetch_pending = False
+        self._unavailable: set[tuple[str, str]] = set()
         self._build_widgets(layer, method, alpha, upload)
         self._render()
 
@@ -266,6 +274,44 @@ class Explorer:
             self._cache[key] = (np.asarray(maps, dtype=np.float32), np.asarray(probabilities, dtype=np.float32))
         return self._cache[key]
 
+    def prefetch_step(self) -> bool:
+        """Compute the cache of the layer nearest to the one on screen that is not cached yet, for the
+        method on screen. Returns False when there is nothing left to compute."""
+        method = self.method_buttons.value
+        if method == "cam":
+            return False
+        here = self.layers.index(self.layer_slider.value)
+        missing = [layer for layer in self.layers if (layer, method) not in self._cache
+                   and (layer, method) not in self._unavailable]
+        if not missing:
+            return False
+        layer = min(missing, key=lambda name: abs(self.layers.index(name) - here))
+        try:
+            self.maps(layer, method)
+        except CamTutorError:
+            self._unavailable.add((layer, method))
+        return True
+
+    def _schedule_prefetch(self) -> None:
+        if not self.prefetch or self._prefetch_pending:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not inside a running kernel (plain Python, tests): nothing to do
+            return
+        self._prefetch_pending = True
+        loop.call_later(0.3, self._prefetch_when_idle)
+
+    def _prefetch_when_idle(self) -> None:
+        self._prefetch_pending = False
+        try:
+            more = self.prefetch_step()
+        except Exception:  # noqa: BLE001 - a background nicety must never break the kernel
+            self.prefetch = False
+            return
+        if more:
+            self._schedule_prefetch()
+
     def state(self) -> Shown | None:
         """The map and parameters on screen now (None if the last update failed and the panels are blank)."""
         return self._shown
@@ -297,6 +343,7 @@ class Explorer:
         new = self._check_images(images)
         self.images = np.concatenate([self.images, new])
         self._cache.clear()
+        self._unavailable.clear()
         self._quiet = True
         try:
             self.image_slider.max = len(self.images) - 1
@@ -356,6 +403,7 @@ class Explorer:
         )
         self._draw_overlay(shown)
         self._shown = shown
+        self._schedule_prefetch()
 
     def _draw_overlay(self, shown: Shown) -> None:
         alpha = float(self.alpha_slider.value)

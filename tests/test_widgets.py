@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 
 import cv2
@@ -124,6 +125,23 @@ def test_panels_are_pngs_of_the_shown_map(explorer):
     np.testing.assert_array_equal(cells, ct.draw.colorize(state.raw_map))  # RGB, not BGR; one block per cell
     assert f"{state.raw_map.max():.3g}" in explorer.max_label.value
     assert "triangle" in explorer.title.value and state.layer in explorer.title.value
+
+
+def test_idle_prefetch_fills_every_layer_inside_a_running_loop_then_stops(gap_model, images):
+    async def scenario() -> widgets.Explorer:
+        explorer = widgets.Explorer(gap_model, images, NAMES)  # a running loop, as in a kernel
+        for _ in range(400):
+            await asyncio.sleep(0.05)
+            if not explorer._prefetch_pending:
+                break
+        return explorer
+
+    explorer = asyncio.run(scenario())
+    assert set(explorer._cache) == {(layer, "gradcam") for layer in explorer.layers}
+    calls = explorer.compute_calls
+    explorer.layer_slider.value = explorer.layers[0]
+    assert explorer.compute_calls == calls and explorer.state().layer == explorer.layers[0]
+    assert not widgets.Explorer(gap_model, images, NAMES)._prefetch_pending  # no loop, no prefetch
 
 
 def test_cam_pins_the_layer_to_the_gap_input(explorer):
