@@ -204,3 +204,38 @@ def test_static_figure_has_one_row_per_class_and_one_column_per_layer(explorer):
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+# --------------------------------------------------------------------------- notebook 06's exercise
+def test_exercise_reference_passes_and_matches_the_explorers_indexing():
+    from camtutor.exercises import explorer as ex
+
+    assert ex.predicted_maps.evaluate(ex.reference_predicted_maps)[0]
+    maps = np.arange(2 * 3 * 2 * 2, dtype=np.float32).reshape(2, 3, 2, 2)
+    probabilities = np.array([[0.1, 0.7, 0.2], [0.6, 0.3, 0.1]])
+    np.testing.assert_array_equal(ex.reference_predicted_maps(maps, probabilities), maps[[0, 1], [1, 0]])
+
+
+@pytest.mark.parametrize(
+    "wrong, message",
+    [
+        (lambda m, p: m[:, p.argmax(axis=1)], "np.arange"),
+        (lambda m, p: m.max(axis=1), "maximum over classes"),
+        (lambda m, p: m[np.arange(len(m)), p.argmin(axis=1)], "argmin"),
+        (lambda m, p: m[np.arange(len(m)), p.argmax(axis=0)], "axis 0"),
+        (lambda m, p: m[:, 0], "most probable"),
+        (lambda m, p: None, "None"),
+    ],
+)
+def test_exercise_names_typical_mistakes(wrong, message):
+    from camtutor.exercises import explorer as ex
+
+    passed, feedback = ex.predicted_maps.evaluate(wrong)
+    assert not passed and message in feedback, feedback
+
+
+def test_exercise_stub_gets_the_not_yet_message():
+    from camtutor.exercises import explorer as ex
+
+    passed, feedback = ex.predicted_maps.evaluate(None)
+    assert not passed and "nothing to check yet" in feedback
