@@ -247,6 +247,7 @@ def _chunks(plan: _Plan) -> list[slice]:
 
 def _compute(plan: _Plan, args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
     """-> (probabilities (B, C), classes (B,), maps: one (h, w) per image). Raises before writing anything."""
+    from camtutor.errors import TargetError
     from camtutor.explain import class_probabilities, explain
     from camtutor.targets import resolve_class_indices
 
@@ -255,6 +256,11 @@ def _compute(plan: _Plan, args: argparse.Namespace) -> tuple[np.ndarray, np.ndar
     target = _parse_target(args.target, len(plan.batch))
     if target is None:
         classes = probabilities.argmax(axis=1).astype(np.int32)
+    elif plan.class_names is None and any(isinstance(t, str) for t in np.atleast_1d(np.asarray(target, object))):
+        raise TargetError(
+            f"--class {args.target!r} names a class, but this model file has no class names; pass --labels FILE "
+            "(one class name per line, in the model's output order) or a class index"
+        )
     else:
         classes = resolve_class_indices(target, len(plan.batch), probabilities.shape[1], plan.class_names)
     maps: list[np.ndarray] = []
@@ -357,6 +363,16 @@ def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
+def _quiet_opencv() -> None:
+    """OpenCV prints decoder warnings (e.g. a truncated PNG) on stderr; the command reports those itself."""
+    try:
+        import cv2
+
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    except (ImportError, AttributeError):  # pragma: no cover - other OpenCV builds
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``) and return the exit code.
 
@@ -374,6 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     from camtutor.errors import CamTutorError
 
+    _quiet_opencv()
     try:
         return args.run(args)
     except KeyboardInterrupt:

@@ -94,23 +94,29 @@ def _check_keras_file(path: Path) -> None:
         )
 
 
+_LOAD_FAILURES = (  # (test on Keras' message, what went wrong and the fix)
+    (
+        lambda m: "safe_mode" in m or "lambda" in m.lower(),
+        "contains code (a Lambda layer or a pickled function) that camtutor refuses to run; replace the Lambda by "
+        "a registered custom layer, or explain it from your own trusted Python code with camtutor.grad_cam(model, ...)",
+    ),
+    (
+        lambda m: "Could not locate" in m or "custom" in m.lower(),
+        "uses a custom layer or object that is not registered here; import the module that defines it "
+        "(@keras.saving.register_keras_serializable) and explain it from Python with camtutor.grad_cam(model, ...)",
+    ),
+)
+
+
 def _load_keras_file(path: Path) -> keras.Model:
     try:
         model = keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as exc:  # keras raises ValueError, TypeError, KeyError, OSError... for bad files
-        message = " ".join(str(exc).split())[:300]
-        if "safe_mode" in message or "lambda" in message.lower():
-            raise ModelError(
-                f"'{path}' contains code (a Lambda layer or a pickled function) that camtutor refuses to run; "
-                "replace the Lambda by a registered custom layer, or explain it from your own trusted Python "
-                f"code with camtutor.grad_cam(model, ...). Keras said: {message}"
-            ) from None
-        if "Could not locate" in message or "custom" in message.lower():
-            raise ModelError(
-                f"'{path}' uses a custom layer or object that is not registered here; import the module that "
-                "defines it (@keras.saving.register_keras_serializable) and explain it from Python with "
-                f"camtutor.grad_cam(model, ...). Keras said: {message}"
-            ) from None
+        message = " ".join(str(exc).split())
+        message = message if len(message) <= 240 else message[:240].rsplit(" ", 1)[0] + " ..."
+        for matches, problem in _LOAD_FAILURES:
+            if matches(message):
+                raise ModelError(f"'{path}' {problem}. Keras said: {message}") from None
         raise ModelError(
             f"could not load '{path}' as a Keras model ({type(exc).__name__}: {message}); "
             "save the model again with model.save('model.keras')"
