@@ -156,7 +156,7 @@ def gap_classifier(
 def flat_classifier(num_classes: int = 3, *, input_shape: tuple[int, int, int] = (64, 64, 3)) -> keras.Model:
     """A classifier *without* GAP: conv blocks -> Flatten -> Dense(softmax). CAM is impossible.
 
-    Layers (64x64x3 input; about 21k parameters)::
+    Layers (64x64x3 input; about 18k parameters)::
 
         input         (B, 64, 64, 3)
         conv1         (B, 64, 64, 16)
