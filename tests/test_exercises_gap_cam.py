@@ -9,7 +9,7 @@ from camtutor.exercises import gap_cam as ex
 
 
 def test_reference_solutions_pass():
-    for exercise in (ex.gap, ex.cam, ex.box):
+    for exercise in (ex.peak, ex.gap, ex.cam, ex.box):
         passed, message = exercise.evaluate(exercise.reference)
         assert passed, message
         assert "correct" in message
@@ -23,7 +23,7 @@ def test_reference_gap_matches_keras_layer():
     np.testing.assert_allclose(ex.reference_gap(maps), keras_gap, atol=1e-6)
 
 
-@pytest.mark.parametrize("exercise", [ex.gap, ex.cam, ex.box])
+@pytest.mark.parametrize("exercise", [ex.peak, ex.gap, ex.cam, ex.box])
 def test_nothing_yet(exercise):
     passed, message = exercise.evaluate(None)
     assert not passed and "nothing to check yet" in message
@@ -93,3 +93,40 @@ def test_check_prints_without_the_answer(capsys):
     ex.gap.check(lambda a: np.asarray(a).max(axis=(1, 2)))
     out = capsys.readouterr().out
     assert "not yet" in out and "mean(axis=(1, 2))" not in out
+
+
+def test_reference_peak_agrees_with_camtutor_peak():
+    import camtutor as ct
+
+    heat = np.random.default_rng(1).normal(size=(4, 8))
+    assert ex.reference_peak(heat, 64) == ct.peak(heat, 64)
+
+
+@pytest.mark.parametrize(
+    "answer, expected_words",
+    [
+        (lambda h, s: ex.reference_peak(h, s)[::-1], "swapped"),
+        (lambda h, s: tuple(int(v) for v in np.unravel_index(np.argmax(h), h.shape))[::-1], "image pixels"),
+        (lambda h, s: (lambda r, c: (int(c * s / h.shape[1]), int(r * s / h.shape[0])))(*np.unravel_index(np.argmax(h), h.shape)), "centre"),
+        (lambda h, s: (0,), "two integers"),
+    ],
+)
+def test_peak_mistakes(answer, expected_words):
+    passed, message = ex.peak.evaluate(answer)
+    assert not passed
+    assert expected_words in message
+
+
+@pytest.mark.parametrize(
+    "exercise, stub",
+    [
+        (ex.peak, lambda heatmap, image_size: None),
+        (ex.gap, lambda feature_maps: None),
+        (ex.cam, lambda feature_maps, dense_kernel, class_index: None),
+        (ex.box, lambda heatmap: None),
+    ],
+)
+def test_notebook_stub_gets_nothing_yet_without_the_answer(exercise, stub):
+    passed, message = exercise.evaluate(stub)
+    assert not passed and "nothing to check yet" in message.lower()
+    assert "axis=(1, 2)" not in message and "@" not in message

@@ -3,6 +3,7 @@
 ::
 
     from camtutor.exercises import gap_cam as ex
+    ex.peak.check(my_peak)      # 00: where is the map's maximum, in image pixels?
     ex.gap.check(my_gap)        # 01: (B, H, W, K) -> (B, K)
     ex.cam.check(my_cam)        # 02: feature maps + Dense kernel + class -> (B, h, w)
     ex.box.check(my_box)        # 02: the CAM paper's 20 % threshold box
@@ -21,10 +22,20 @@ import numpy as np
 
 from camtutor.exercises._framework import Exercise, Feedback
 
-__all__ = ["gap", "cam", "box", "reference_gap", "reference_cam", "reference_box"]
+__all__ = ["peak", "gap", "cam", "box", "reference_peak", "reference_gap", "reference_cam", "reference_box"]
 
 
 # --------------------------------------------------------------------------- reference solutions
+def reference_peak(heatmap, image_size):
+    """(x, y) image pixel at the centre of the largest cell of a 2-D map (h, w), for a square image of side image_size."""
+    import numpy as np
+
+    heatmap = np.asarray(heatmap)
+    row, col = np.unravel_index(np.argmax(heatmap), heatmap.shape)
+    cell_height, cell_width = image_size / heatmap.shape[0], image_size / heatmap.shape[1]
+    return (int((col + 0.5) * cell_width), int((row + 0.5) * cell_height))
+
+
 def reference_gap(feature_maps):
     """Global average pooling: (B, H, W, K) -> (B, K), the mean over the H x W cells of each channel."""
     import numpy as np
@@ -55,7 +66,7 @@ def reference_box(heatmap, fraction=0.2):
 # --------------------------------------------------------------------------- helpers for checkers
 def _as_array(result: object, what: str) -> np.ndarray:
     if result is None:
-        raise Feedback(f"your function returned None; it should return {what}. Did you forget `return`?")
+        raise Feedback(f"Nothing to check yet: your function returns None. Replace `return None` by your code; it should return {what} (did you forget `return`?).")
     try:
         return np.asarray(result, dtype=np.float64)
     except (TypeError, ValueError) as error:
@@ -71,18 +82,63 @@ def _random_feature_maps(seed: int, shape: tuple[int, int, int, int]) -> np.ndar
     return np.maximum(rng.normal(0.5, 1.0, shape), 0.0).astype(np.float32)  # ReLU-like: >= 0, many zeros
 
 
+# --------------------------------------------------------------------------- peak
+def _check_peak(student: Callable) -> None:
+    rng = np.random.default_rng(10)
+    for (height, width), image_size in (((16, 16), 64), ((8, 8), 64), ((4, 8), 224), ((16, 16), 1024)):
+        heat = rng.normal(size=(height, width)).astype(np.float32)
+        expected = reference_peak(heat, image_size)
+        result = student(heat.copy(), image_size)
+        if result is None:
+            raise Feedback("Nothing to check yet: your function returns None. Replace `return None` by your code; it should return (x, y) (did you forget `return`?).")
+        try:
+            got = tuple(int(v) for v in result)
+        except (TypeError, ValueError):
+            raise Feedback(f"return two integers (x, y), got {result!r}.") from None
+        if len(got) != 2:
+            raise Feedback(f"return two integers (x, y), got {len(got)} values.")
+        if got == expected:
+            continue
+        row, col = np.unravel_index(np.argmax(heat), heat.shape)
+        if got == expected[::-1]:
+            raise Feedback("x and y are swapped: x is the column (axis 1), y is the row (axis 0).")
+        if got == (int(col), int(row)):
+            raise Feedback("that is the cell of the map; convert it to image pixels (one cell covers image_size / h pixels).")
+        if got == (int(col * image_size / width), int(row * image_size / height)):
+            raise Feedback("almost: that is the top-left corner of the cell; report its centre (add half a cell).")
+        raise Feedback(f"for a {height}x{width} map on a {image_size}-px image the peak is at {expected}, yours is {got}.")
+
+
+peak = Exercise(
+    "Peak of a map",
+    _check_peak,
+    hints=[
+        "`np.argmax` gives a flat index; `np.unravel_index(index, heatmap.shape)` turns it into (row, column).",
+        "One cell of an (h, w) map covers image_size / h pixels vertically and image_size / w horizontally.",
+        "x = int((column + 0.5) * image_size / w), y = int((row + 0.5) * image_size / h).",
+    ],
+    solution=reference_peak,
+    success="camtutor.peak(heatmap, size) does the same.",
+)
+
+
 @functools.lru_cache(maxsize=1)
 def _real_example() -> tuple[np.ndarray, np.ndarray] | None:
     """Feature maps (4, 16, 16, 32) of the bundled shapes model and its Dense kernel (32, 3); None without weights."""
-    from camtutor import data, explain, layers, models
+    import keras
+
+    from camtutor.data import shapes
     from camtutor.errors import ModelError
+    from camtutor.layers import gap_dense_head
+    from camtutor.models import load
 
     try:
-        model = models.load("shapes")
+        model = load("shapes")
     except ModelError:
         return None
-    feature_maps, _ = explain.gradients(model, data.shapes(4, seed=123).images, 0, layer="last_conv")
-    return feature_maps, layers.gap_dense_head(model).kernel
+    features = keras.Model(model.input, model.get_layer("last_conv").output)
+    feature_maps = np.asarray(features(shapes(4, seed=123).images, training=False))
+    return feature_maps, gap_dense_head(model).kernel
 
 
 def _gap_examples():
@@ -207,7 +263,7 @@ def _check_box(student: Callable) -> None:
         expected = reference_box(heat)
         result = student(heat.copy())
         if result is None:
-            raise Feedback("your function returned None; it should return a box (x0, y0, x1, y1). Did you forget `return`?")
+            raise Feedback("Nothing to check yet: your function returns None. Replace `return None` by your code; it should return a box (x0, y0, x1, y1) (did you forget `return`?).")
         try:
             got = tuple(int(v) for v in result)
         except (TypeError, ValueError):
