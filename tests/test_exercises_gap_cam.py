@@ -1,4 +1,4 @@
-"""The exercises of notebooks 01-02: reference solutions pass, typical mistakes get a message naming them."""
+"""The exercises of notebooks 00-02: reference solutions pass, typical mistakes get a message naming them."""
 
 from __future__ import annotations
 
@@ -8,11 +8,58 @@ import pytest
 from camtutor.exercises import gap_cam as ex
 
 
-def test_reference_solutions_pass():
-    for exercise in (ex.peak, ex.gap, ex.cam, ex.box):
-        passed, message = exercise.evaluate(exercise.reference)
-        assert passed, message
-        assert "correct" in message
+def _normalised_cam(a, w, c):
+    m = ex.reference_cam(a, w, c)
+    low = m.min(axis=(1, 2), keepdims=True)
+    return (m - low) / (m.max(axis=(1, 2), keepdims=True) - low)
+
+
+def _cell_of_peak(h):
+    row, col = np.unravel_index(np.argmax(h), h.shape)
+    return int(row), int(col)
+
+
+MISTAKES = [
+    # peak (00)
+    (ex.peak, lambda h, s: ex.reference_peak(h, s)[::-1], "swapped"),
+    (ex.peak, lambda h, s: _cell_of_peak(h)[::-1], "image pixels"),
+    (ex.peak, lambda h, s: (int(_cell_of_peak(h)[1] * s / h.shape[1]), int(_cell_of_peak(h)[0] * s / h.shape[0])), "centre"),
+    (ex.peak, lambda h, s: (0,), "2 integers"),
+    # GAP (01)
+    (ex.gap, lambda a: np.asarray(a).max(axis=(1, 2)), "MAX pooling"),
+    (ex.gap, lambda a: np.asarray(a).sum(axis=(1, 2)), "H * W"),
+    (ex.gap, lambda a: np.asarray(a).mean(axis=1), "one of the two spatial axes"),
+    (ex.gap, lambda a: np.asarray(a).mean(axis=(1, 2, 3)), "channel axis"),
+    (ex.gap, lambda a: np.asarray(a).mean(axis=(0, 1, 2)), "batch axis"),
+    (ex.gap, lambda a: np.asarray(a).mean(axis=(1, 2)) + 0.01, "differ"),
+    # CAM (02)
+    (ex.cam, lambda a, w, c: np.maximum(ex.reference_cam(a, w, c), 0), "no ReLU"),
+    (ex.cam, lambda a, w, c: ex.reference_cam(a, w, c) / a.shape[-1], "weighted *sum*"),
+    (ex.cam, lambda a, w, c: np.asarray(a) @ np.asarray(w), "shape"),
+    (ex.cam, lambda a, w, c: np.asarray(a).mean(-1) * np.asarray(w)[:, c].sum(), "own feature map"),
+    (ex.cam, _normalised_cam, "normalised"),
+    (ex.cam, lambda a, w, c: ex.reference_cam(a, w, 0), "for class 1"),
+    (ex.cam, lambda a, w, c: np.asarray(w)[c] @ a, "your code raised"),
+    # box (02)
+    (ex.box, lambda h: (lambda b: (b[1], b[0], b[3], b[2]))(ex.reference_box(h)), "swapped"),
+    (ex.box, lambda h: (lambda b: (b[0], b[1], b[2] - 1, b[3] - 1))(ex.reference_box(h)), "exclusive"),
+    (ex.box, lambda h: ex.reference_box(h, 0.5), "0.5 x max"),
+    (ex.box, lambda h: (0, 0, 1), "4 integers"),
+]
+
+STUBS = [
+    (ex.peak, lambda heatmap, image_size: None),
+    (ex.gap, lambda feature_maps: None),
+    (ex.cam, lambda feature_maps, dense_kernel, class_index: None),
+    (ex.box, lambda heatmap: None),
+]
+
+
+@pytest.mark.parametrize("exercise", [ex.peak, ex.gap, ex.cam, ex.box], ids=lambda e: e.title)
+def test_reference_solution_passes(exercise):
+    passed, message = exercise.evaluate(exercise.reference)
+    assert passed, message
+    assert "correct" in message
 
 
 def test_reference_gap_matches_keras_layer():
@@ -23,78 +70,6 @@ def test_reference_gap_matches_keras_layer():
     np.testing.assert_allclose(ex.reference_gap(maps), keras_gap, atol=1e-6)
 
 
-@pytest.mark.parametrize("exercise", [ex.peak, ex.gap, ex.cam, ex.box])
-def test_nothing_yet(exercise):
-    passed, message = exercise.evaluate(None)
-    assert not passed and "nothing to check yet" in message
-
-
-@pytest.mark.parametrize(
-    "answer, expected_words",
-    [
-        (lambda a: np.asarray(a).max(axis=(1, 2)), "MAX pooling"),
-        (lambda a: np.asarray(a).sum(axis=(1, 2)), "H * W"),
-        (lambda a: np.asarray(a).mean(axis=1), "one of the two spatial axes"),
-        (lambda a: np.asarray(a).mean(axis=(1, 2, 3)), "channel axis"),
-        (lambda a: np.asarray(a).mean(axis=(0, 1, 2)), "batch axis"),
-        (lambda a: None, "forget `return`"),
-        (lambda a: np.asarray(a).mean(axis=(1, 2)) + 0.01, "differ"),
-    ],
-)
-def test_gap_mistakes(answer, expected_words):
-    passed, message = ex.gap.evaluate(answer)
-    assert not passed
-    assert expected_words in message
-
-
-@pytest.mark.parametrize(
-    "answer, expected_words",
-    [
-        (lambda a, w, c: np.maximum(ex.reference_cam(a, w, c), 0), "no ReLU"),
-        (lambda a, w, c: ex.reference_cam(a, w, c) / a.shape[-1], "weighted *sum*"),
-        (lambda a, w, c: np.asarray(a) @ np.asarray(w), "shape"),
-        (lambda a, w, c: np.asarray(a).mean(-1) * np.asarray(w)[:, c].sum(), "own feature map"),
-        (
-            lambda a, w, c: (lambda m: (m - m.min((1, 2), keepdims=True)) / np.ptp(m, (1, 2), keepdims=True))(
-                ex.reference_cam(a, w, c)
-            ),
-            "normalised",
-        ),
-        (lambda a, w, c: ex.reference_cam(a, w, 0), "for class 1"),
-    ],
-)
-def test_cam_mistakes(answer, expected_words):
-    passed, message = ex.cam.evaluate(answer)
-    assert not passed
-    assert expected_words in message
-
-
-def test_cam_student_crash_is_reported_not_raised():
-    passed, message = ex.cam.evaluate(lambda a, w, c: np.asarray(w)[c] @ a)
-    assert not passed and "your code raised" in message
-
-
-@pytest.mark.parametrize(
-    "answer, expected_words",
-    [
-        (lambda h: (lambda b: (b[1], b[0], b[3], b[2]))(ex.reference_box(h)), "swapped"),
-        (lambda h: (lambda b: (b[0], b[1], b[2] - 1, b[3] - 1))(ex.reference_box(h)), "exclusive"),
-        (lambda h: ex.reference_box(h, 0.5), "0.5 x max"),
-        (lambda h: (0, 0, 1), "four integers"),
-    ],
-)
-def test_box_mistakes(answer, expected_words):
-    passed, message = ex.box.evaluate(answer)
-    assert not passed
-    assert expected_words in message
-
-
-def test_check_prints_without_the_answer(capsys):
-    ex.gap.check(lambda a: np.asarray(a).max(axis=(1, 2)))
-    out = capsys.readouterr().out
-    assert "not yet" in out and "mean(axis=(1, 2))" not in out
-
-
 def test_reference_peak_agrees_with_camtutor_peak():
     import camtutor as ct
 
@@ -102,31 +77,22 @@ def test_reference_peak_agrees_with_camtutor_peak():
     assert ex.reference_peak(heat, 64) == ct.peak(heat, 64)
 
 
-@pytest.mark.parametrize(
-    "answer, expected_words",
-    [
-        (lambda h, s: ex.reference_peak(h, s)[::-1], "swapped"),
-        (lambda h, s: tuple(int(v) for v in np.unravel_index(np.argmax(h), h.shape))[::-1], "image pixels"),
-        (lambda h, s: (lambda r, c: (int(c * s / h.shape[1]), int(r * s / h.shape[0])))(*np.unravel_index(np.argmax(h), h.shape)), "centre"),
-        (lambda h, s: (0,), "two integers"),
-    ],
-)
-def test_peak_mistakes(answer, expected_words):
-    passed, message = ex.peak.evaluate(answer)
+@pytest.mark.parametrize("exercise, answer, expected_words", MISTAKES, ids=lambda v: v.title if isinstance(v, ex.Exercise) else None)
+def test_typical_mistake_gets_a_message_naming_it(exercise, answer, expected_words):
+    passed, message = exercise.evaluate(answer)
     assert not passed
     assert expected_words in message
 
 
-@pytest.mark.parametrize(
-    "exercise, stub",
-    [
-        (ex.peak, lambda heatmap, image_size: None),
-        (ex.gap, lambda feature_maps: None),
-        (ex.cam, lambda feature_maps, dense_kernel, class_index: None),
-        (ex.box, lambda heatmap: None),
-    ],
-)
+@pytest.mark.parametrize("exercise, stub", STUBS, ids=lambda v: v.title if isinstance(v, ex.Exercise) else "")
 def test_notebook_stub_gets_nothing_yet_without_the_answer(exercise, stub):
-    passed, message = exercise.evaluate(stub)
-    assert not passed and "nothing to check yet" in message.lower()
-    assert "axis=(1, 2)" not in message and "@" not in message
+    for answer in (None, stub):
+        passed, message = exercise.evaluate(answer)
+        assert not passed and "nothing to check yet" in message.lower()
+        assert "axis=(1, 2)" not in message and "@" not in message
+
+
+def test_check_prints_without_the_answer(capsys):
+    ex.gap.check(lambda a: np.asarray(a).max(axis=(1, 2)))
+    out = capsys.readouterr().out
+    assert "not yet" in out and "mean(axis=(1, 2))" not in out

@@ -1,4 +1,4 @@
-"""Exercises for notebooks 01 (global average pooling) and 02 (CAM weights).
+"""Exercises for notebooks 00 (peak of a map), 01 (global average pooling) and 02 (CAM weights, threshold box).
 
 ::
 
@@ -73,6 +73,23 @@ def _as_array(result: object, what: str) -> np.ndarray:
         raise Feedback(f"your function should return {what}, got {type(result).__name__} ({error}).") from None
 
 
+def _integers(result: object, names: str) -> tuple[int, ...]:
+    """The student's result as a tuple of ints named like ``names`` = "(x, y)", or Feedback."""
+    count = names.count(",") + 1
+    if result is None:
+        raise Feedback(
+            "Nothing to check yet: your function returns None. Replace `return None` by your code; "
+            f"it should return {names} (did you forget `return`?)."
+        )
+    try:
+        got = tuple(int(v) for v in result)
+    except (TypeError, ValueError):
+        raise Feedback(f"return {count} integers {names}, got {result!r}.") from None
+    if len(got) != count:
+        raise Feedback(f"return {count} integers {names}, got {len(got)} values.")
+    return got
+
+
 def _same(a: np.ndarray, b: np.ndarray, atol: float = 1e-4) -> bool:
     return a.shape == b.shape and bool(np.allclose(a, b, rtol=1e-4, atol=atol))
 
@@ -88,15 +105,7 @@ def _check_peak(student: Callable) -> None:
     for (height, width), image_size in (((16, 16), 64), ((8, 8), 64), ((4, 8), 224), ((16, 16), 1024)):
         heat = rng.normal(size=(height, width)).astype(np.float32)
         expected = reference_peak(heat, image_size)
-        result = student(heat.copy(), image_size)
-        if result is None:
-            raise Feedback("Nothing to check yet: your function returns None. Replace `return None` by your code; it should return (x, y) (did you forget `return`?).")
-        try:
-            got = tuple(int(v) for v in result)
-        except (TypeError, ValueError):
-            raise Feedback(f"return two integers (x, y), got {result!r}.") from None
-        if len(got) != 2:
-            raise Feedback(f"return two integers (x, y), got {len(got)} values.")
+        got = _integers(student(heat.copy(), image_size), "(x, y)")
         if got == expected:
             continue
         row, col = np.unravel_index(np.argmax(heat), heat.shape)
@@ -261,15 +270,7 @@ def _check_box(student: Callable) -> None:
     for seed, (height, width) in ((7, (16, 16)), (8, (12, 20)), (9, (24, 10))):
         heat = _blob(seed, height, width)
         expected = reference_box(heat)
-        result = student(heat.copy())
-        if result is None:
-            raise Feedback("Nothing to check yet: your function returns None. Replace `return None` by your code; it should return a box (x0, y0, x1, y1) (did you forget `return`?).")
-        try:
-            got = tuple(int(v) for v in result)
-        except (TypeError, ValueError):
-            raise Feedback(f"return four integers (x0, y0, x1, y1), got {result!r}.") from None
-        if len(got) != 4:
-            raise Feedback(f"return four integers (x0, y0, x1, y1), got {len(got)} values.")
+        got = _integers(student(heat.copy()), "(x0, y0, x1, y1)")
         if got == expected:
             continue
         x0, y0, x1, y1 = expected
