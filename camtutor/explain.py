@@ -132,6 +132,7 @@ class _Explainer:
         self.input_shape = tuple(model.inputs[0].shape)
         self.name = model.name
         self._functions: dict[tuple, Callable] = {}
+        self._layers: dict[tuple, keras.layers.Layer] = {}
         self._gap_head: GapHead | CamTutorError | None = None
 
     @property
@@ -150,6 +151,15 @@ class _Explainer:
         if isinstance(self._gap_head, CamTutorError):
             raise type(self._gap_head)(str(self._gap_head))
         return self._gap_head
+
+    def layer(self, name: str | None) -> keras.layers.Layer:
+        """``find_layer``/``default_layer``, cached: the lookup walks every layer (about 1 ms on MobileNetV2)."""
+        if name is not None and not isinstance(name, str):  # let find_layer explain the mistake
+            return find_layer(self.model, name)
+        key = (name, len(self.model.layers))  # a Sequential that gained or lost layers is looked up afresh
+        if key not in self._layers:
+            self._layers[key] = default_layer(self.model) if name is None else find_layer(self.model, name)
+        return self._layers[key]
 
     # -- scores
     def scores_and_probabilities(self, raw: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -265,7 +275,7 @@ def explainer(model: keras.Model) -> _Explainer:
 
 # --------------------------------------------------------------------------- public API
 def _layer(model: keras.Model, layer: str | None) -> keras.layers.Layer:
-    return default_layer(model) if layer is None else find_layer(model, layer)
+    return explainer(model).layer(layer)
 
 
 def _check_score(score: str) -> None:
