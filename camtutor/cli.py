@@ -36,7 +36,9 @@ images:
   The overlay is drawn on the original image, at its own size, and written as
   OUT/<name>_<method>.png.
 
-preprocessing (--preprocess):
+preprocessing (--preprocess NAME): for a keras.applications model, pass its module
+name: the [0, 1] image is multiplied by 255 and keras.applications.NAME.preprocess_input
+is applied (a copy; your files are never changed):
 {preprocessing}
 
 class (--class):
@@ -77,7 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="camtutor",
         description="Class activation maps (CAM, Grad-CAM, HiResCAM) for Keras image classifiers.",
-        epilog="Run 'camtutor COMMAND --help' for the options of each command.",
+        epilog="Run 'camtutor COMMAND --help' for the options of each command. Exit status: 0 on success, "
+        "1 when an input is refused (one line on stderr: 'camtutor: error: ...'; add --debug for the traceback), "
+        "2 for a malformed command line.",
         parents=[debug],
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
