@@ -69,6 +69,25 @@ def test_main_exit_codes_and_list(folder, capsys):
     assert tool.main(["--dir", str(empty)]) == 2
 
 
+@pytest.mark.parametrize(
+    "result, code, shown",
+    [
+        ((1.0, 1_000, []), 0, "01_gap.ipynb: 1.0 s, 1 kB, ok"),
+        ((1.0, 1_600_000, []), 1, "over the 1.50 MB limit"),
+        ((1.0, 1_000, ["cell 3: writes to stderr: 'W careful'"]), 1, "cell 3: writes to stderr"),
+        ((1.0, 1_000, ["execution failed: ZeroDivisionError"]), 1, "execution failed"),
+    ],
+)
+def test_main_reports_time_size_and_fails_on_problems(folder, monkeypatch, capsys, result, code, shown):
+    ran = []
+    monkeypatch.setattr(tool, "execute", lambda path, timeout: ran.append(path.name) or (result[0], result[1], list(result[2])))
+    monkeypatch.setattr(tool.os, "environ", {"MPLBACKEND": "Agg"})
+    assert tool.main(["--dir", str(folder), "01"]) == code
+    assert ran == ["01_gap.ipynb"]
+    assert shown in capsys.readouterr().out
+    assert tool.os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3" and "MPLBACKEND" not in tool.os.environ
+
+
 def test_main_defaults():
     args = tool._parser().parse_args([])
     assert args.names == [] and args.dir == ROOT / "notebooks"
