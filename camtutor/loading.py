@@ -44,11 +44,19 @@ PREPROCESSING: dict[str, tuple[str | None, str]] = {
 
 
 def is_model_path(name_or_path: str | Path) -> bool:
-    """True when ``name_or_path`` should be read as a file path rather than a bundled model name."""
+    """True when ``name_or_path`` is a file path rather than a bundled model name.
+
+    A ``Path``, or text with a slash or a dot, is a path; a bundled name is a name even if a
+    file or folder of that name happens to exist in the working directory.
+    """
     if isinstance(name_or_path, Path):
         return True
     text = str(name_or_path)
-    return any(sep in text for sep in ("/", "\\")) or "." in text or Path(text).expanduser().exists()
+    if any(mark in text for mark in ("/", "\\", ".")):
+        return True
+    from camtutor import models
+
+    return text not in models.available() and Path(text).expanduser().exists()
 
 
 def _bundled(name: str) -> keras.Model:

@@ -193,3 +193,13 @@ def test_console_script_is_declared_and_python_m_runs(setup):
                          capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode == 1 and bad.stderr.startswith("camtutor: error: no such model file")
     assert "Traceback" not in bad.stderr and len(bad.stderr.splitlines()) == 1
+
+
+def test_a_bundled_name_wins_over_a_folder_of_that_name(tmp_path, monkeypatch, capsys):
+    (tmp_path / "faces").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert load_model("faces").name == ct.models.load("faces").name
+    assert main(["layers", "faces"]) == 0
+    assert "CAM layer" in capsys.readouterr().out
+    assert main(["layers", "./faces"]) == 1
+    assert "is a folder" in capsys.readouterr().err
