@@ -46,7 +46,7 @@ from camtutor.layers import conv_layers, gap_dense_head
 # Calls go through the module so tests can count them (monkeypatch _explain.grad_cam_all_classes).
 _explain = importlib.import_module("camtutor.explain")
 
-METHOD_LABELS = {"cam": "CAM", "gradcam": "Grad-CAM", "hirescam": "HiResCAM (elementwise)"}
+METHOD_LABELS = {"cam": "CAM", "gradcam": "Grad-CAM", "hirescam": "HiResCAM"}
 _WEIGHTING = {"gradcam": "mean", "hirescam": "elementwise"}
 _COLORBAR = to_uint8_rgb(colorize(np.linspace(1.0, 0.0, 256, dtype=np.float32)[:, None]))
 
@@ -248,7 +248,11 @@ class Explorer:
             [*controls, self.title, widgets.HBox(captioned), self.note],
             layout=widgets.Layout(border="1px solid #ddd", padding="6px"),
         )
-        self.widget.add_class("camtutor-explorer")
+        for element, name in [(self.widget, "explorer"), (self.image_panel, "image"), (self.map_panel, "map"),
+                              (self.overlay_panel, "overlay"), (self.title, "title"), (self.note, "note"),
+                              (self.class_dropdown, "class"), (self.layer_slider, "layer"),
+                              (self.image_slider, "image-index")]:
+            element.add_class(f"camtutor-{name}")  # stable CSS hooks for browser tests and custom styling
         for control in (self.image_slider, self.class_dropdown, self.layer_slider, self.method_buttons,
                         self.relu_checkbox):
             control.observe(self._on_change, names="value")
@@ -423,7 +427,7 @@ class Explorer:
 
     # ---------------------------------------------------------------- static figure
     def figure(self, image_index: int | None = None, *, method: str | None = None, relu: bool | None = None,
-               size: float = 1.6):
+               size: float = 1.4):
         """A matplotlib grid of overlays, classes (rows) x layers (columns), for one image.
 
         Uses (and fills) the same cache as the widgets; defaults to what is on screen.
@@ -437,11 +441,12 @@ class Explorer:
         fig, axes = plt.subplots(len(self.class_names), len(columns) + 1,
                                  figsize=(size * (len(columns) + 1), size * len(self.class_names)), squeeze=False)
         for row, name in enumerate(self.class_names):
-            axes[row, 0].imshow(to_uint8_rgb(self.images[index]))
+            axes[row, 0].imshow(to_uint8_rgb(self.images[index]), interpolation="nearest")
             for column, layer in enumerate(columns, start=1):
                 maps, probabilities = self.maps(layer, method)
                 raw = maps[index, row]
-                axes[row, column].imshow(overlay(self.images[index], np.maximum(raw, 0.0) if relu else raw))
+                axes[row, column].imshow(overlay(self.images[index], np.maximum(raw, 0.0) if relu else raw),
+                                         interpolation="nearest")
                 if row == 0:
                     axes[row, column].set_title(f"{layer}\n{raw.shape[0]}×{raw.shape[1]}", fontsize=8)
             axes[row, 0].set_title(f"{name} ({probabilities[index, row]:.2f})", fontsize=8)
