@@ -28,7 +28,7 @@ import html
 import importlib
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -385,8 +385,8 @@ class Explorer:
         index, layer, method = self.image_slider.value, self.layer_slider.value, self.method_buttons.value
         try:
             maps, probabilities = self.maps(layer, method)
-        except CamTutorError as error:
-            self._blank(f"cannot compute {METHOD_LABELS[method]} at layer {layer!r}: {error}")
+        except Exception as error:  # noqa: BLE001 - whatever failed, the old map must not stay on screen
+            self._blank(f"cannot compute {METHOD_LABELS[method]} at layer {layer!r}: {type(error).__name__}: {error}")
             return
         self._sync_class_labels(probabilities[index])
         klass, relu = self.class_dropdown.value, self.relu_checkbox.value
@@ -407,6 +407,7 @@ class Explorer:
         )
         self._draw_overlay(shown)
         self._shown = shown
+        self.note.value = self._cam_hint()  # clears an earlier error message
         self._schedule_prefetch()
 
     def _draw_overlay(self, shown: Shown) -> None:
@@ -414,7 +415,7 @@ class Explorer:
         blended = overlay(self.images[shown.image_index], shown.raw_map, alpha=alpha)
         self.overlay_panel.value = png_bytes(_enlarge(blended, (self.panel_size, self.panel_size)))
         if shown.alpha != alpha:
-            self._shown = Shown(**{**shown.__dict__, "alpha": alpha})
+            self._shown = replace(shown, alpha=alpha)
 
     def _blank(self, message: str) -> None:
         """Never leave a stale map on screen: clear the map panels and say why."""

@@ -115,6 +115,19 @@ def _forbidden(*args, **kwargs):
     raise AssertionError("the model ran again")
 
 
+def test_a_failed_computation_blanks_the_panels_instead_of_leaving_a_stale_map(explorer, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(explain_module, "grad_cam_all_classes", broken)
+    explorer.layer_slider.value = explorer.layers[1]
+    assert explorer.state() is None and explorer.map_panel.value == b"" and explorer.overlay_panel.value == b""
+    assert "out of memory" in explorer.note.value and explorer.layers[1] in explorer.note.value
+    monkeypatch.undo()
+    explorer.layer_slider.value = explorer.layers[2]
+    assert explorer.state().layer == explorer.layers[2] and "out of memory" not in explorer.note.value
+
+
 def test_panels_are_pngs_of_the_shown_map(explorer):
     explorer.class_dropdown.value = 2
     state = explorer.state()
