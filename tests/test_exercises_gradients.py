@@ -128,3 +128,11 @@ def _weighted(a, g, weights_of=lambda g: g.mean(axis=(1, 2))):
 def test_wrong_grad_cams(wrong, phrase):
     ok, message = passes(ex.grad_cam, wrong)
     assert not ok and phrase in message, message
+
+
+def test_checkers_also_use_a_real_models_feature_maps():
+    (case,) = ex._real_feature_maps()
+    activations, gradients = case
+    assert activations.shape == gradients.shape and activations.shape[0] == 2
+    assert (activations >= 0).all() and np.ptp(gradients, axis=(1, 2)).max() > 0  # ReLU maps, gradients vary in space
+    assert len(list(ex._test_cases())) == 3
