@@ -165,15 +165,23 @@ def output_info(model: keras.Model) -> OutputInfo:
 class GapHead:
     """The GlobalAveragePooling2D -> Dense head that CAM reads its weights from.
 
-    ``kernel`` is the Dense kernel as (K, C) numpy, with a single sigmoid unit
-    expanded to two columns (-w, w). ``feature_layer`` is the leaf layer whose
-    (B, H, W, K) output feeds the pooling.
+    ``feature_layer`` is the leaf layer whose (B, H, W, K) output feeds the
+    pooling. ``binary`` is True for a single sigmoid unit.
     """
 
     pooling: keras.layers.Layer
     dense: keras.layers.Layer
     feature_layer: keras.layers.Layer
-    kernel: np.ndarray
+    binary: bool = False
+
+    @property
+    def kernel(self) -> np.ndarray:
+        """The Dense kernel as (K, C) numpy, read now (so training or set_weights is seen).
+
+        A single sigmoid unit is expanded to two columns (-w, w): class 0 and class 1.
+        """
+        kernel = np.asarray(self.dense.kernel.numpy(), dtype=np.float32)
+        return np.concatenate([-kernel, kernel], axis=1) if self.binary else kernel
 
 
 _PASS_THROUGH = (keras.layers.Dropout, keras.layers.Activation, keras.layers.Softmax, keras.layers.Identity)
@@ -206,7 +214,4 @@ def gap_dense_head(model: keras.Model) -> GapHead:
             f"CAM needs a model that ends with GlobalAveragePooling2D -> Dense; model {model.name!r} ends with "
             f"{found}. Use camtutor.grad_cam(model, images, class_index), which works on any conv net"
         )
-    kernel = np.asarray(dense.kernel.numpy(), dtype=np.float32)
-    if info.binary:
-        kernel = np.concatenate([-kernel, kernel], axis=1)
-    return GapHead(pooling, dense, _innermost_producer(pooling.input), kernel)
+    return GapHead(pooling, dense, _innermost_producer(pooling.input), info.binary)

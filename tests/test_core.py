@@ -263,3 +263,13 @@ def test_box_from_map_and_iou():
     assert ct.iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(1 / 3)
     assert ct.iou((0, 0, 1, 1), (2, 2, 3, 3)) == 0.0
     assert ct.peak(heat, size=(64, 64)) == (26, 18)
+
+
+def test_cam_reads_the_dense_weights_as_they_are_now(images):
+    model = small_gap_model(seed=9)
+    assert np.abs(ct.cam(model, images, 0)).max() > 0
+    dense = model.get_layer("predictions")
+    kernel, bias = dense.get_weights()
+    dense.set_weights([np.zeros_like(kernel), bias])
+    np.testing.assert_array_equal(ct.cam(model, images, 0), 0.0)
+    np.testing.assert_array_equal(ct.cam_all_classes(model, images)[0], 0.0)
