@@ -12,21 +12,23 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from camtutor.maths import normalize, upsample
+from camtutor.maths import upsample
 
 
 def box_from_map(heatmap: np.ndarray, threshold: float = 0.2, size: int | Sequence[int] | None = None) -> tuple[int, int, int, int]:
     """Bounding box of the largest region above ``threshold`` x max of a 2-D map.
 
-    The map is first resized to ``size`` = (H, W) when given (the image size),
-    then normalised to [0, 1]. An empty map gives the whole image as box.
+    The map is first resized to ``size`` = (H, W) when given (the image size).
+    As in the paper, the cut is ``threshold * max`` of the map itself, so
+    negative values never count. A map with no positive value gives the whole
+    image as box.
     """
     heat = np.asarray(heatmap, dtype=np.float32)
     if size is not None:
         heat = upsample(heat, size)
-    heat = normalize(heat)
     height, width = heat.shape
-    mask = (heat >= threshold) & (heat > 0)
+    top = float(heat.max())
+    mask = (heat >= threshold * top) & (heat > 0)
     if not mask.any():
         return (0, 0, width, height)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
@@ -70,8 +72,7 @@ def localization_scores(
     ``maps`` (B, h, w) are upsampled to ``size`` = the image size (H, W), thresholded with
     :func:`box_from_map` and compared with ``boxes`` (B, 4) ``(x0, y0, x1, y1)``. The CAM paper
     counts a localisation as correct when IoU >= 0.5: ``np.mean(scores >= 0.5)``.
-    The threshold is a fraction of each map's range above its minimum, which is the paper's
-    fraction of the max when the minimum is 0 (after a ReLU, say).
+    The threshold is a fraction of each map's max, as in the paper.
     """
     predicted = boxes_from_maps(maps, size, threshold)
     true = np.asarray(boxes).reshape(-1, 4)

@@ -273,3 +273,11 @@ def test_cam_reads_the_dense_weights_as_they_are_now(images):
     dense.set_weights([np.zeros_like(kernel), bias])
     np.testing.assert_array_equal(ct.cam(model, images, 0), 0.0)
     np.testing.assert_array_equal(ct.cam_all_classes(model, images)[0], 0.0)
+
+
+def test_box_threshold_is_a_fraction_of_the_max_as_in_the_paper():
+    heat = np.full((10, 10), 5.0, dtype=np.float32)  # all positive: min-max scaling would differ
+    heat[2:4, 2:4] = 10.0
+    assert ct.box_from_map(heat, threshold=0.6) == (2, 2, 4, 4)
+    assert ct.box_from_map(heat, threshold=0.4) == (0, 0, 10, 10)
+    assert ct.box_from_map(-heat) == (0, 0, 10, 10)
