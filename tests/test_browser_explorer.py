@@ -156,6 +156,7 @@ def _drive_the_explorer(page, lab_url):
         " && document.querySelectorAll('.camtutor-explorer').length >= 4",
         timeout=KERNEL_RUN_MS,
     )
+    assert failure.count() == 0, failure.first.inner_text()[-2000:]
     explorer.scroll_into_view_if_needed()
 
     # class: choose another option in the <select>; the title names it and the map changes
@@ -164,13 +165,15 @@ def _drive_the_explorer(page, lab_url):
     assert len(options) == 3 and all(re.fullmatch(r".+ \(\d\.\d\d\)", text) for text in options), options
     target = (select.evaluate("element => element.selectedIndex") + 1) % len(options)
     before = _picture(map_img)
-    select.select_option(index=target)
     class_name = options[target].split(" (")[0]
+    assert class_name not in title.inner_text()
+    select.select_option(index=target)
     expect(title).to_contain_text(class_name)
     after_class = _poll_changed(map_img, before)
 
     # layer: the slider's handle takes keyboard input; Home goes to the first layer (conv1, 64x64)
     handle = explorer.locator(".camtutor-layer .noUi-handle").first
+    assert "conv1" not in title.inner_text()
     handle.focus()
     handle.press("Home")
     expect(title).to_contain_text("conv1")
@@ -179,6 +182,42 @@ def _drive_the_explorer(page, lab_url):
     assert after_layer != after_class
 
     explorer.screenshot(path=str(ARTIFACTS / "explorer.png"))
+    _upload_files(page, tmp_dir=ARTIFACTS)
+
+
+def _upload_files(page, tmp_dir: Path) -> None:
+    """The upload explorer: a PNG joins the images and is shown; a text file gets a message, nothing else."""
+    import cv2
+    import numpy as np
+    from playwright.sync_api import expect
+
+    yours = page.locator(".camtutor-explorer").filter(has=page.locator(".widget-upload")).first
+    yours.scroll_into_view_if_needed()
+    title, note = yours.locator(".camtutor-title"), yours.locator(".camtutor-note")
+    expect(title).to_contain_text(re.compile(r"image \d+"))  # JupyterLab renders cells lazily, when in view
+    shown = re.search(r"image (\d+)", title.text_content())
+    count = int(shown.group(1)) + 1  # the last image is on screen
+    square = np.full((80, 120, 3), 255, np.uint8)
+    square[20:60, 40:80] = (200, 30, 30)  # a red square on white, as RGB
+    png = tmp_dir / "upload-square.png"
+    cv2.imwrite(str(png), square[..., ::-1])
+    text = tmp_dir / "upload-notes.txt"
+    text.write_text("not an image")
+    button = yours.locator(".widget-upload")  # its <input type=file> is not in the DOM: use the file chooser
+
+    def upload(path: Path) -> None:
+        with page.expect_file_chooser() as chooser:
+            button.click()
+        chooser.value.set_files(str(path))
+
+    upload(text)
+    expect(note).to_contain_text("upload-notes.txt")
+    expect(title).to_contain_text(f"image {count - 1}")
+    upload(png)
+    expect(title).to_contain_text(f"image {count}")
+    expect(note).not_to_contain_text("upload-notes.txt")
+    assert _picture(yours.locator("img.camtutor-image"))
+    yours.screenshot(path=str(tmp_dir / "explorer-upload.png"))
 
 
 def _poll_changed(image, old: str, timeout_s: float = UPDATE_MS / 1000) -> str:
