@@ -61,7 +61,8 @@ def _check(function) -> None:
         maps, probabilities = _case(seed, batch, classes)
         result = function(maps.copy(), probabilities.copy())
         if result is None:
-            raise Feedback("your function returned None; it should return the (B, h, w) maps. Forgot `return`?")
+            raise Feedback("your function returned None: nothing to check yet. Replace `return None` with your code, "
+                           "which returns the (B, h, w) maps.")
         result = np.asarray(result, dtype=np.float64)
         expected = reference_predicted_maps(maps, probabilities)
         if result.shape != expected.shape or not np.allclose(result, expected, atol=1e-6):
