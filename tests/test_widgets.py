@@ -252,3 +252,21 @@ def test_exercise_stub_gets_the_not_yet_message():
 
     passed, feedback = ex.predicted_maps.evaluate(None)
     assert not passed and "nothing to check yet" in feedback
+
+
+def test_a_single_sigmoid_unit_is_explored_as_two_classes(images):
+    keras.utils.set_random_seed(2)
+    inputs = keras.Input((32, 32, 3))
+    features = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="features")(inputs)
+    pooled = keras.layers.GlobalAveragePooling2D()(features)
+    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(pooled))
+    explorer = widgets.Explorer(model, images, ["no", "yes"])
+    assert len(explorer.class_dropdown.options) == 2
+    for method in ("gradcam", "cam"):
+        explorer.method_buttons.value = method
+        for klass in (0, 1):
+            explorer.class_dropdown.value = klass
+            state = explorer.state()
+            np.testing.assert_allclose(state.raw_map, reference(model, images, state), atol=1e-5)
+    p_yes = np.asarray(model(images[:1]))[0, 0]
+    np.testing.assert_allclose(explorer.state().probabilities, [1 - p_yes, p_yes], atol=1e-5)
