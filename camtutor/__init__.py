@@ -60,14 +60,20 @@ __all__ = [
     "gradients",
     "overlay", "show_grid", "show_overlays",
     "box_from_map", "iou", "peak",
-    "data", "models",
+    "load_model", "preprocess", "Explorer",
+    "data", "models", "widgets", "figures", "environment", "exercises", "loading", "train",
 ]
+
+_LAZY_MODULES = ("data", "models", "widgets", "figures", "environment", "exercises", "loading", "train")
+_LAZY_NAMES = {"load_model": "loading", "preprocess": "loading", "Explorer": "widgets"}
 
 
 def __getattr__(name: str):
-    """Load the data and models submodules on first use (``ct.data``, ``ct.models``)."""
-    if name in ("data", "models"):
-        import importlib
+    """Import submodules (``ct.data``, ``ct.widgets``...) and a few names from them on first use."""
+    import importlib
 
+    if name in _LAZY_MODULES:
         return importlib.import_module(f"camtutor.{name}")
+    if name in _LAZY_NAMES:
+        return getattr(importlib.import_module(f"camtutor.{_LAZY_NAMES[name]}"), name)
     raise AttributeError(f"module 'camtutor' has no attribute {name!r}")
