@@ -41,9 +41,14 @@ FULL_REPEATS = {"shapes": {1: 20, 8: 20, 64: 20}, "mobilenetv2": {1: 15, 8: 7, 6
 SLOW_CAP = {64: 3}  # the per-image Keras example and the backward-to-input floor on MobileNetV2 x 64
 
 
-def configure_threads(threads: int) -> None:
-    """Same thread pools for every contender (they all run in this one process). Call before TensorFlow starts."""
+def configure_threads(threads: int, onednn: bool | None = None) -> None:
+    """Same thread pools for every contender (they all run in this one process). Call before TensorFlow starts.
+
+    ``onednn``: None keeps camtutor's default (``TF_ENABLE_ONEDNN_OPTS=0`` unless already set).
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if onednn is not None:
+        os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1" if onednn else "0"
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     for var in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
         os.environ[var] = str(threads)
@@ -521,10 +526,11 @@ def run(
     timings: bool = True,
     out: Path | None = None,
     threads: int = 2,
+    onednn: bool | None = None,
     log: Callable[[str], None] = print,
 ) -> dict:
     """Run the benchmark; write benchmark.md, benchmark.png and benchmark.json to ``out``; return the results."""
-    configure_threads(threads)
+    configure_threads(threads, onednn)
     # The Keras example builds keras.Model(model.inputs, ...) (a list) and calls it on a tensor, as written there.
     warnings.filterwarnings("ignore", message="The structure of `inputs` doesn't match", category=UserWarning)
     load_start = os.getloadavg()
@@ -577,6 +583,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--notebooks", action="store_true", help="also run each notebook under nbval: wall time, kernel peak RSS")
     parser.add_argument("--no-timings", action="store_true", help="skip the Grad-CAM timings (with --notebooks)")
     parser.add_argument("--threads", type=int, default=2, help="TensorFlow intra/inter-op and OpenMP threads (default 2)")
+    parser.add_argument("--onednn", action="store_true", help="TF_ENABLE_ONEDNN_OPTS=1 (camtutor's default is 0)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default benchmarks/results; --quick: a temp folder)")
     args = parser.parse_args(argv)
     result = run(
@@ -588,6 +595,7 @@ def main(argv: list[str] | None = None) -> int:
         timings=not args.no_timings,
         out=args.out,
         threads=args.threads,
+        onednn=True if args.onednn else None,
     )
     print()
     print(f"load average at start {result['environment']['loadavg_start']}, at end {result['environment']['loadavg_end']}")
