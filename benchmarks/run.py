@@ -472,7 +472,7 @@ def markdown(rows: list[Row], cases: list[Case], notebooks: list[dict] | None, e
             "Each notebook in its own `python -m pytest notebooks/NAME.ipynb` (strict nbval); "
             "peak resident memory of the kernel process, polled every 50 ms.",
             "",
-            "| notebook | wall s | kernel peak MB | pytest + kernel peak MB | result |",
+            "| notebook | wall s | kernel peak MB | pytest + kernel + their children, peak of the sum, MB | result |",
             "|---|---:|---:|---:|---|",
         ]
         lines += [
