@@ -46,18 +46,21 @@ def configure_threads(threads: int, onednn: bool | None = None) -> None:
 
     ``onednn``: None keeps camtutor's default (``TF_ENABLE_ONEDNN_OPTS=0`` unless already set).
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if onednn is not None:
-        os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1" if onednn else "0"
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-    for var in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
-        os.environ[var] = str(threads)
-    import tensorflow as tf
+    if "tensorflow" in sys.modules:  # too late for the environment (e.g. inside pytest): don't leak it to others
+        import tensorflow as tf
+    else:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        if onednn is not None:
+            os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1" if onednn else "0"
+        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+        for var in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+            os.environ[var] = str(threads)
+        import tensorflow as tf
 
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
-    except RuntimeError:  # TensorFlow already started (e.g. inside pytest): keep its pools, say so
+    except RuntimeError:  # TensorFlow already started (e.g. inside pytest): its pools stay; environment() reports them
         pass
 
 
@@ -421,6 +424,10 @@ def environment(threads: int, load_start: tuple) -> dict:
         "cpu": cpu,
         "cores": os.cpu_count(),
         "threads": threads,
+        "tf_threads_intra_inter": [
+            tf.config.threading.get_intra_op_parallelism_threads(),
+            tf.config.threading.get_inter_op_parallelism_threads(),
+        ],
         "python": platform.python_version(),
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
@@ -434,7 +441,8 @@ def environment(threads: int, load_start: tuple) -> dict:
 def markdown(rows: list[Row], cases: list[Case], notebooks: list[dict] | None, env: dict, goals) -> str:
     lines = ["# camtutor benchmark", ""]
     lines.append(
-        f"{env['date']}; {env['cpu']} ({env['cores']} cores), {env['threads']} TensorFlow/OpenMP threads; "
+        f"{env['date']}; {env['cpu']} ({env['cores']} cores), {env['threads']} threads requested "
+        f"(TensorFlow intra/inter-op set to {env['tf_threads_intra_inter']}, 0 = TensorFlow's default); "
         f"TensorFlow {env['tensorflow']}, Keras {env['keras']}, tf-keras-vis {env['tf_keras_vis']}, "
         f"TF_ENABLE_ONEDNN_OPTS={env['TF_ENABLE_ONEDNN_OPTS']}; "
         f"load average (1, 5, 15 min) at start {env['loadavg_start']}, at end {env['loadavg_end']}."
