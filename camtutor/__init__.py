@@ -39,10 +39,10 @@ from camtutor.explain import (  # noqa: E402
     cam,
     cam_all_classes,
     class_probabilities,
-    explain,
     grad_cam,
     grad_cam_all_classes,
     gradients,
+    heatmap,
 )
 from camtutor.draw import overlay, show_grid, show_overlays  # noqa: E402
 from camtutor.localize import box_from_map, iou, peak  # noqa: E402
@@ -56,7 +56,7 @@ __all__ = [
     "class_score", "contrast", "one_hot",
     "conv_layers", "find_layer", "gap_dense_head", "output_info",
     "check_images", "resize_images",
-    "METHODS", "cam", "cam_all_classes", "class_probabilities", "explain", "grad_cam", "grad_cam_all_classes",
+    "METHODS", "cam", "cam_all_classes", "class_probabilities", "heatmap", "grad_cam", "grad_cam_all_classes",
     "gradients",
     "overlay", "show_grid", "show_overlays",
     "box_from_map", "iou", "peak",

@@ -252,7 +252,7 @@ def _chunks(plan: _Plan) -> list[slice]:
 def _compute(plan: _Plan, args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
     """-> (probabilities (B, C), classes (B,), maps: one (h, w) per image). Raises before writing anything."""
     from camtutor.errors import TargetError
-    from camtutor.explain import class_probabilities, explain
+    from camtutor.explain import class_probabilities, heatmap
     from camtutor.targets import resolve_class_indices
 
     chunks = _chunks(plan)
@@ -269,7 +269,7 @@ def _compute(plan: _Plan, args: argparse.Namespace) -> tuple[np.ndarray, np.ndar
         classes = resolve_class_indices(target, len(plan.batch), probabilities.shape[1], plan.class_names)
     maps: list[np.ndarray] = []
     for s in chunks:
-        maps.extend(explain(plan.model, np.stack(plan.batch[s]), classes[s], method=args.method, layer=args.layer))
+        maps.extend(heatmap(plan.model, np.stack(plan.batch[s]), classes[s], method=args.method, layer=args.layer))
     return probabilities, classes, maps
 
 

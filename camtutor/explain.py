@@ -447,7 +447,7 @@ def class_probabilities(model: keras.Model, images: np.ndarray) -> np.ndarray:
 METHODS = ("cam", "gradcam", "hirescam")
 
 
-def explain(
+def heatmap(
     model: keras.Model,
     images: np.ndarray,
     class_index: ClassIndex,
@@ -457,7 +457,11 @@ def explain(
     relu: bool = True,
     score: str = "logit",
 ) -> np.ndarray:
-    """One entry point for the three methods: "cam", "gradcam" (channel means), "hirescam" (elementwise)."""
+    """One entry point for the three methods: "cam", "gradcam" (channel means), "hirescam" (elementwise): (B, h, w).
+
+    ``method="cam"`` is :func:`cam` (with ``relu`` as given); the others are :func:`grad_cam` with
+    ``weighting="mean"`` or ``"elementwise"``. Used by the ``camtutor`` command and the explorer.
+    """
     if method == "cam":
         return cam(model, images, class_index, layer=layer, relu=relu)
     if method in ("gradcam", "hirescam"):

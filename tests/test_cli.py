@@ -61,7 +61,7 @@ def _expected_overlay(model_path: Path, image_path: Path, class_index: int, alph
     model = load_model(model_path)
     image = load_image(image_path)
     small = ct.resize_images(image[None], (SIZE, SIZE))
-    heat = ct.explain(model, small, class_index, method=method)[0]
+    heat = ct.heatmap(model, small, class_index, method=method)[0]
     return ct.overlay(image, heat, alpha=alpha)
 
 

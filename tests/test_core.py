@@ -281,3 +281,10 @@ def test_box_threshold_is_a_fraction_of_the_max_as_in_the_paper():
     assert ct.box_from_map(heat, threshold=0.6) == (2, 2, 4, 4)
     assert ct.box_from_map(heat, threshold=0.4) == (0, 0, 10, 10)
     assert ct.box_from_map(-heat) == (0, 0, 10, 10)
+
+
+def test_submodules_are_reachable_as_attributes():
+    import camtutor.explain
+
+    assert camtutor.explain.grad_cam is ct.grad_cam  # the module is not shadowed by a function
+    assert ct.heatmap(small_gap_model(), np.zeros((1, 24, 24, 3), np.float32), 0, method="hirescam").shape == (1, 9, 9)
