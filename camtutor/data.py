@@ -49,16 +49,8 @@ PathLike = Union[str, Path]
 
 
 @dataclass(frozen=True)
-class ShapesData:
-    """One shape per image.
-
-    Attributes:
-        images: (N, S, S, 3) float32 RGB in [0, 1].
-        labels: (N,) int64 class indices into ``class_names``.
-        boxes: (N, 4) int64 tight boxes ``x0, y0, x1, y1`` (x1, y1 exclusive).
-        masks: (N, S, S) bool object masks.
-        class_names: names of the classes, e.g. ``("circle", "square", "triangle")``.
-    """
+class _Batch:
+    """Fields shared by the synthetic data sets; see the subclasses for their shapes."""
 
     images: np.ndarray
     labels: np.ndarray
@@ -71,7 +63,20 @@ class ShapesData:
 
 
 @dataclass(frozen=True)
-class TwoShapesData:
+class ShapesData(_Batch):
+    """One shape per image.
+
+    Attributes:
+        images: (N, S, S, 3) float32 RGB in [0, 1].
+        labels: (N,) int64 class indices into ``class_names``.
+        boxes: (N, 4) int64 tight boxes ``x0, y0, x1, y1`` (x1, y1 exclusive).
+        masks: (N, S, S) bool object masks.
+        class_names: names of the classes, e.g. ``("circle", "square", "triangle")``.
+    """
+
+
+@dataclass(frozen=True)
+class TwoShapesData(_Batch):
     """Two shapes of *different* classes per image, not overlapping.
 
     Attributes:
@@ -81,15 +86,6 @@ class TwoShapesData:
         masks: (N, 2, S, S) bool mask per object.
         class_names: names of the classes.
     """
-
-    images: np.ndarray
-    labels: np.ndarray
-    boxes: np.ndarray
-    masks: np.ndarray
-    class_names: tuple[str, ...]
-
-    def __len__(self) -> int:
-        return int(self.images.shape[0])
 
 
 def _check_n_size(n: object, size: object) -> tuple[int, int]:

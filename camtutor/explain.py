@@ -278,9 +278,14 @@ def _layer(model: keras.Model, layer: str | None) -> keras.layers.Layer:
     return explainer(model).layer(layer)
 
 
-def _check_score(score: str) -> None:
+def _prepare(model: keras.Model, images: object, score: str, weighting: str = "mean") -> tuple[_Explainer, np.ndarray]:
+    """Check the options and the batch before anything reaches TensorFlow: -> (explainer, float32 images)."""
     if score not in SCORES:
         raise CamTutorError(f"score must be one of {SCORES}, got {score!r}")
+    if weighting not in maths.WEIGHTINGS:
+        raise CamTutorError(f"weighting must be one of {sorted(maths.WEIGHTINGS)}, got {weighting!r}")
+    ex = explainer(model)
+    return ex, check_images(images, ex.input_shape)
 
 
 def _targets(ex: _Explainer, images: np.ndarray, class_index: ClassIndex, class_names=None):
@@ -309,9 +314,7 @@ def gradients(
     the scores (B, C) to (B,). ``layer`` defaults to the last feature map.
     ``score`` is "logit" (pre-softmax) or "probability" (softmax output).
     """
-    _check_score(score)
-    ex = explainer(model)
-    images = check_images(images, ex.input_shape)
+    ex, images = _prepare(model, images, score)
     target_fn, classes = _targets(ex, images, target)
     activations, grads, _ = _run(ex.gradient_function(_layer(model, layer), score, target_fn), images, classes)
     return activations.numpy(), grads.numpy()
@@ -345,11 +348,7 @@ def grad_cam(
             changed); "probability" the softmax output, as the original
             one-hot target did.
     """
-    _check_score(score)
-    if weighting not in maths.WEIGHTINGS:
-        raise CamTutorError(f"weighting must be one of {sorted(maths.WEIGHTINGS)}, got {weighting!r}")
-    ex = explainer(model)
-    images = check_images(images, ex.input_shape)
+    ex, images = _prepare(model, images, score, weighting)
     target_fn, classes = _targets(ex, images, class_index)
     function = ex.grad_cam_function(_layer(model, layer), score, weighting, bool(relu), target_fn)
     maps, _ = _run(function, images, classes)
@@ -370,11 +369,7 @@ def grad_cam_all_classes(
     The same numbers as calling :func:`grad_cam` once per class, for about
     the cost of one call (one forward pass, a batched Jacobian of the scores).
     """
-    _check_score(score)
-    if weighting not in maths.WEIGHTINGS:
-        raise CamTutorError(f"weighting must be one of {sorted(maths.WEIGHTINGS)}, got {weighting!r}")
-    ex = explainer(model)
-    images = check_images(images, ex.input_shape)
+    ex, images = _prepare(model, images, score, weighting)
     maps, probabilities = ex.grad_cam_all_classes_function(_layer(model, layer), score, weighting, bool(relu))(images)
     return maps.numpy(), probabilities.numpy()
 
