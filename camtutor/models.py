@@ -29,13 +29,14 @@ __all__ = [
     "class_names",
     "load",
     "weights_path",
+    "build",
     "gap_classifier",
     "flat_classifier",
     "small_backbone",
     "gap_head_on",
 ]
 
-#: Folder holding the bundled ``NAME.keras`` files.
+#: Folder holding the bundled ``NAME.weights.h5`` files.
 WEIGHTS_DIR: Path = Path(__file__).resolve().parent / "weights"
 
 #: Bundled model name -> one-line description.
@@ -71,8 +72,18 @@ def class_names(name: str) -> tuple[str, ...]:
 
 
 def weights_path(name: str) -> Path:
-    """Path of the bundled ``NAME.keras`` file."""
-    return WEIGHTS_DIR / f"{_check_name(name)}.keras"
+    """Path of the bundled ``NAME.weights.h5`` file (weights only; the architecture is built by code)."""
+    return WEIGHTS_DIR / f"{_check_name(name)}.weights.h5"
+
+
+def build(name: str) -> keras.Model:
+    """The untrained architecture of a bundled model (what :func:`load` fills with the bundled weights)."""
+    builders = {
+        "shapes": lambda: gap_classifier(len(SHAPE_CLASSES)),
+        "shapes-flat": lambda: flat_classifier(len(SHAPE_CLASSES)),
+        "faces": lambda: gap_head_on(small_backbone(), len(FACE_CLASSES), freeze=True, name="faces_cam"),
+    }
+    return builders[_check_name(name)]()
 
 
 def load(name: str) -> keras.Model:
@@ -95,7 +106,11 @@ def load(name: str) -> keras.Model:
             f"the bundled weights for {name!r} are missing ({path}); "
             f"re-create them with: python -m camtutor.train {name}"
         )
-    return keras.saving.load_model(path, compile=False, safe_mode=True)
+    # Weights only, into an architecture built by code: loads with every Keras 3 release (a saved
+    # .keras config carries version-specific fields), and nothing is deserialised from the file.
+    model = build(name)
+    model.load_weights(path)
+    return model
 
 
 # --------------------------------------------------------------------------------------------

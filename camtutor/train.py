@@ -5,7 +5,7 @@ Command line::
     python -m camtutor.train NAME [--out DIR] [--epochs N] [--seed S]
 
 where NAME is ``shapes``, ``shapes-flat``, ``faces`` or ``all``. It prints the held-out accuracy
-and writes ``DIR/NAME.keras`` (default: the package's ``camtutor/weights`` folder).
+and writes ``DIR/NAME.weights.h5`` (default: the package's ``camtutor/weights`` folder).
 
 From Python / a notebook::
 
@@ -130,7 +130,7 @@ def train(
 
     Args:
         name: ``"shapes"``, ``"shapes-flat"`` or ``"faces"``.
-        out_dir: folder to write ``NAME.keras`` into; ``None`` = do not save.
+        out_dir: folder to write ``NAME.weights.h5`` into; ``None`` = do not save.
         epochs: override the default number of epochs (for "faces": the head's epochs).
         seed: random seed (data split / initialisation / shuffling).
         verbose: Keras ``fit`` verbosity (0 = silent).
@@ -157,7 +157,7 @@ def train(
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        model.save(out / f"{name}.keras")
+        model.save_weights(out / f"{name}.weights.h5")
     return model, acc
 
 
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         _, acc = train(name, args.out, epochs=args.epochs, seed=args.seed, verbose=args.verbose)
         dt = time.perf_counter() - t0
-        print(f"{name}: held-out accuracy {acc:.3f} ({dt:.0f} s) -> {Path(args.out) / (name + '.keras')}")
+        print(f"{name}: held-out accuracy {acc:.3f} ({dt:.0f} s) -> {Path(args.out) / (name + '.weights.h5')}")
     return 0
 
 
