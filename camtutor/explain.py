@@ -130,7 +130,6 @@ class _Explainer:
         self._model_ref = weakref.ref(model)
         self.info = output_info(model)
         self.input_shape = tuple(model.inputs[0].shape)
-        self.name = model.name
         self._functions: dict[tuple, Callable] = {}
         self._layers: dict[tuple, keras.layers.Layer] = {}
         self._gap_head: GapHead | CamTutorError | None = None
@@ -374,25 +373,23 @@ def grad_cam_all_classes(
     return maps.numpy(), probabilities.numpy()
 
 
-def _check_cam_layer(model: keras.Model, head: GapHead, layer: str | None) -> None:
-    if layer is None:
-        return
-    chosen = find_layer(model, layer)
-    if chosen is not head.feature_layer:
+def _prepare_cam(model: keras.Model, images: object, layer: str | None) -> tuple[_Explainer, GapHead, np.ndarray]:
+    """Check the GAP -> Dense head, the layer and the batch for CAM: -> (explainer, head, float32 images)."""
+    ex = explainer(model)
+    head = ex.gap_head()
+    if layer is not None and find_layer(model, layer) is not head.feature_layer:
         raise LayerError(
             f"CAM is defined only at the feature map that feeds GlobalAveragePooling2D "
             f"({head.feature_layer.name!r}); for layer {layer!r} use camtutor.grad_cam(..., layer={layer!r})"
         )
+    return ex, head, check_images(images, ex.input_shape)
 
 
 def cam_all_classes(
     model: keras.Model, images: np.ndarray, *, layer: str | None = None, relu: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """CAM for every class: (maps (B, C, h, w), probabilities (B, C)), from one forward pass."""
-    ex = explainer(model)
-    head = ex.gap_head()
-    _check_cam_layer(model, head, layer)
-    images = check_images(images, ex.input_shape)
+    ex, head, images = _prepare_cam(model, images, layer)
     activations, probabilities = ex.cam_function()(images)
     maps = np.einsum("bhwk,kc->bchw", activations.numpy(), head.kernel)
     return (np.maximum(maps, 0.0) if relu else maps), probabilities.numpy()
@@ -413,10 +410,7 @@ def cam(
     forward pass. The paper has no ReLU, hence ``relu=False`` by default.
     Raises :class:`camtutor.ModelError` when the model has no GAP -> Dense head.
     """
-    ex = explainer(model)
-    head = ex.gap_head()
-    _check_cam_layer(model, head, layer)
-    images = check_images(images, ex.input_shape)
+    ex, head, images = _prepare_cam(model, images, layer)
     if callable(class_index):
         raise TargetError("CAM reads the Dense weights of one class per image; pass class indices, not a function")
     classes = resolve_class_indices(class_index, len(images), ex.info.num_classes)
