@@ -148,7 +148,9 @@ def _drive_the_explorer(page, lab_url):
         raise AssertionError(f"a notebook cell failed in JupyterLab:\n{failure.first.inner_text()[-2000:]}")
     title = explorer.locator(".camtutor-title")
     map_img = explorer.locator("img.camtutor-map")
-    expect(title).to_contain_text("last_conv", timeout=KERNEL_RUN_MS)
+    # later cells of the notebook drive this explorer (other layers, images), so its first layer may already
+    # have changed by now: only require that it names a layer
+    expect(title).to_contain_text(re.compile(r"layer \w+"), timeout=KERNEL_RUN_MS)
     expect(map_img).to_have_attribute("src", re.compile("."), timeout=KERNEL_RUN_MS)
     # the notebook's later cells drive this explorer too; wait until the kernel has run every cell
     page.wait_for_function(
