@@ -632,7 +632,9 @@ def rate_interval(hits: np.ndarray, *, confidence: float = 0.95) -> tuple[float,
     n, k = float(arr.size), float(np.count_nonzero(arr))
     centre = (k + z * z / 2.0) / (n + z * z)
     half = z / (n + z * z) * np.sqrt(k * (n - k) / n + z * z / 4.0)
-    return k / n, max(0.0, centre - half), min(1.0, centre + half)
+    low = 0.0 if k == 0 else max(0.0, centre - half)  # exactly 0 (1) at no (all) hits, not a rounding error away
+    high = 1.0 if k == n else min(1.0, centre + half)
+    return k / n, low, high
 
 
 def bootstrap_interval(
