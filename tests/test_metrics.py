@@ -447,7 +447,6 @@ def test_similarity_by_hand():
     b[0, 2, 1], b[0, 2, 2] = 8, 7  # one adjacent swap: rho = 1 - 6 * 2 / (9 * 80)
     result = metrics.similarity(np.concatenate([a, a, a]), np.concatenate([a, b, 4 - a]))
     np.testing.assert_allclose(result["spearman"], [1.0, 1 - 12 / 720, -1.0], atol=1e-12)
-    # |a - 4| vs |a|... here |a| and |4 - a| rank differently; identical maps give 1
     assert result["spearman_abs"][0] == pytest.approx(1.0)
     assert result["ssim"][0] == pytest.approx(1.0) and result["ssim"][2] < 0
     sym = np.array([[[-2, -1, 0], [1, 2, 3], [-3, 4, -4]]], np.float32)
