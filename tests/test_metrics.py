@@ -202,7 +202,7 @@ def test_deletion_curve_and_auc_by_hand(linear):
 
 def test_insertion_curve_by_hand_and_class_0(linear):
     image, heat = row_image_and_map()
-    auc, curves = metrics.insertion(linear, image, heat, 0, steps=4, baseline="zeros")
+    auc, curves = metrics.insertion(linear, image, heat, 0, steps=4)  # default baseline: zeros
     rows = np.array([0.1, 0.9, 0.4, 0.6])
     expected = 1.0 - sigmoid(W * np.array([rows[:k].sum() / 4 for k in range(5)]) + B)
     np.testing.assert_allclose(curves[0], expected, atol=1e-6)
@@ -227,7 +227,7 @@ def test_baselines_mean_blur_and_array(linear):
     expected = sigmoid(W * np.array([(rows[k:].sum() + 0.5 * k) / 4 for k in range(5)]) + B)
     np.testing.assert_allclose(curve[0], expected, atol=1e-6)
     assert curve[0, 0] == pytest.approx(curve[0, -1], abs=1e-6)  # the mean image has the image's mean
-    _, ins = metrics.insertion(linear, images, heat, 1, steps=4)  # default baseline: blur
+    _, ins = metrics.insertion(linear, images, heat, 1, steps=4, baseline="blur")
     np.testing.assert_allclose(ins[:, -1], p1(images), atol=1e-6)  # ends at the image
     grey = np.full((4, 4, 1), 0.5, np.float32)
     _, dele = metrics.deletion(linear, images, heat, 1, steps=4, baseline=grey)
