@@ -63,8 +63,10 @@ __all__ = [
 Baseline = Union[str, np.ndarray]
 #: Named baselines of :func:`deletion` / :func:`insertion` (or pass an array).
 BASELINES = ("zeros", "blur", "mean")
-#: Images per model call in :func:`deletion`, :func:`insertion`, :func:`average_drop` (bounds memory).
+#: Most images per model call in :func:`deletion`, :func:`insertion`, :func:`average_drop` by default;
+#: fewer for large images, so that one call's input stays under :data:`DEFAULT_CHUNK_BYTES`.
 DEFAULT_BATCH_SIZE = 512
+DEFAULT_CHUNK_BYTES = 32 * 2**20  # 512 images of 64x64x3 float32 = 24 MB; 55 of 224x224x3
 
 
 # --------------------------------------------------------------------------- input checks and resizing
@@ -251,7 +253,10 @@ def _prepare_model_inputs(model, images, maps, class_index) -> tuple[np.ndarray,
     return images, resize_maps(maps, images.shape[1:3]), classes
 
 
-def _check_batch_size(batch_size: int) -> int:
+def _check_batch_size(batch_size: int | None, images: np.ndarray) -> int:
+    """``batch_size``, checked; None -> :data:`DEFAULT_BATCH_SIZE`, fewer when an image is large."""
+    if batch_size is None:
+        return int(max(1, min(DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_BYTES // images[0].nbytes)))
     if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
         raise CamTutorError(f"batch_size is the number of images per model call, an int >= 1; got {batch_size!r}")
     return int(batch_size)
@@ -307,7 +312,7 @@ def _causal_curve(model, images, maps, class_index, steps, baseline, batch_size,
     images, heat, classes = _prepare_model_inputs(model, images, maps, class_index)
     if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 1:
         raise CamTutorError(f"steps must be an int >= 1, got {steps!r}")
-    batch_size = _check_batch_size(batch_size)
+    batch_size = _check_batch_size(batch_size, images)
     base = _baseline(images, baseline)
     ranks = _ranks(heat)
     pixels = heat.shape[1] * heat.shape[2]
@@ -335,7 +340,7 @@ def deletion(
     *,
     steps: int = 50,
     baseline: Baseline = "zeros",
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The deletion metric (Petsiuk et al. 2018, RISE, Sec. 4.1): (auc (B,), curves (B, steps + 1)), float64.
 
@@ -353,7 +358,8 @@ def deletion(
     colour), or an array (H, W, C) or (B, H, W, C) in the model's input space (preprocessed like the images).
 
     All B (steps + 1) edited images run through the model in calls of ``batch_size`` images
-    (no Python loop per image and step); memory is bounded by ``batch_size``. Compare methods with
+    (no Python loop per image and step); memory is bounded by ``batch_size``: by default 512 images,
+    fewer when that would exceed 32 MB of input (55 images of 224x224x3). Compare methods with
     :func:`bootstrap_interval` ``(auc)``.
     """
     return _causal_curve(model, images, maps, class_index, steps, baseline, batch_size, insert=False)
@@ -367,7 +373,7 @@ def insertion(
     *,
     steps: int = 50,
     baseline: Baseline = "zeros",
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The insertion metric (Petsiuk et al. 2018, RISE, Sec. 4.1): (auc (B,), curves (B, steps + 1)), float64.
 
@@ -389,7 +395,7 @@ def insertion(
 def _confidences(model, images, maps, class_index, batch_size) -> tuple[np.ndarray, np.ndarray]:
     """(Y, O): the class probability on each image and on its explanation map ``image x normalised map``."""
     images, heat, classes = _prepare_model_inputs(model, images, maps, class_index)
-    batch_size = _check_batch_size(batch_size)
+    batch_size = _check_batch_size(batch_size, images)
     explained = images * _normalize(heat)[..., None]
     both, both_classes = np.concatenate([images, explained]), np.concatenate([classes, classes])
     chunks = ((both[s : s + batch_size], both_classes[s : s + batch_size]) for s in range(0, len(both), batch_size))
@@ -398,7 +404,7 @@ def _confidences(model, images, maps, class_index, batch_size) -> tuple[np.ndarr
 
 
 def average_drop(
-    model: keras.Model, images: np.ndarray, maps: np.ndarray, class_index: ClassIndex, *, batch_size: int = DEFAULT_BATCH_SIZE
+    model: keras.Model, images: np.ndarray, maps: np.ndarray, class_index: ClassIndex, *, batch_size: int | None = None
 ) -> np.ndarray:
     """Per-image drop in confidence (Chattopadhay et al. 2018, Grad-CAM++, Sec. 6.1.1): (B,) float64 in [0, 100].
 
@@ -415,7 +421,7 @@ def average_drop(
 
 
 def increase_in_confidence(
-    model: keras.Model, images: np.ndarray, maps: np.ndarray, class_index: ClassIndex, *, batch_size: int = DEFAULT_BATCH_SIZE
+    model: keras.Model, images: np.ndarray, maps: np.ndarray, class_index: ClassIndex, *, batch_size: int | None = None
 ) -> np.ndarray:
     """Per-image increase in confidence (Chattopadhay et al. 2018, Sec. 6.1.1): (B,) bool, True where O > Y.
 
@@ -550,18 +556,21 @@ def randomized_models(
         for variable, values in zip(layer.weights, trained[path]):
             variable.assign(values)
 
-    previous: tuple[str, keras.layers.Layer] | None = None
-    for path, layer in order:
-        if mode == "independent" and previous is not None:
-            restore(previous[1], previous[0])
-        randomise(layer, path)
-        previous = (path, layer)
-        if copies:
-            fresh = keras.models.clone_model(working)
-            fresh.set_weights(working.get_weights())
-            yield path, fresh
-        else:
-            yield path, working
+    def steps() -> Iterator[tuple[str, keras.Model]]:
+        previous: tuple[str, keras.layers.Layer] | None = None
+        for path, layer in order:
+            if mode == "independent" and previous is not None:
+                restore(previous[1], previous[0])
+            randomise(layer, path)
+            previous = (path, layer)
+            if copies:
+                fresh = keras.models.clone_model(working)
+                fresh.set_weights(working.get_weights())
+                yield path, fresh
+            else:
+                yield path, working
+
+    return steps()  # the checks and the copy above run at the call, not at the first next()
 
 
 def _spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -295,6 +295,12 @@ def test_all_steps_of_all_images_run_in_a_few_model_calls(linear, monkeypatch):
     calls.clear()
     metrics.deletion(linear, images, heat, 1, steps=10, batch_size=20)
     assert calls == [20, 20, 15]
+    calls.clear()
+    large = mean_model(channels=3, size=224)  # default: at most 32 MB of input per call, 55 images of 224x224x3
+    metrics.deletion(large, np.zeros((1, 224, 224, 3), np.float32), np.zeros((1, 7, 7)), 1, steps=60)
+    assert calls == [55, 6]
+    with pytest.raises(ct.CamTutorError, match="batch_size"):
+        metrics.average_drop(linear, images, heat, 1, batch_size=0)
 
 
 def test_deletion_refuses_bad_input_before_the_model_runs(linear):
@@ -421,9 +427,11 @@ def test_layers_subset_copies_and_bad_names():
     assert len({id(m) for _, m in kept}) == 3
     assert [changed(m, model) for _, m in kept] == [[False, False, True], [False, True, True], [True, True, True]]
     with pytest.raises(ct.CamTutorError, match="not a layer with weights"):
-        next(metrics.randomized_models(model, layers=["gap"]))
+        metrics.randomized_models(model, layers=["gap"])  # at the call, before any iteration
     with pytest.raises(ct.CamTutorError, match="mode"):
-        next(metrics.randomized_models(model, mode="all"))
+        metrics.randomized_models(model, mode="all")
+    with pytest.raises(ct.ModelError, match="keras.Model"):
+        metrics.randomized_models("model.keras")
 
 
 def test_grad_cam_sees_the_weights_changed_in_place():
