@@ -181,7 +181,7 @@ class CommandHelp(Directive):
         from camtutor.cli import build_parser
 
         columns = os.environ.get("COLUMNS")
-        os.environ["COLUMNS"] = "100"  # argparse wraps at the terminal's width: make it the same everywhere
+        os.environ["COLUMNS"] = "80"  # argparse wraps at the terminal's width: make it the same everywhere
         try:
             parser = build_parser()
             blocks = [("camtutor --help", parser.format_help())]
@@ -197,13 +197,42 @@ class CommandHelp(Directive):
         result: list[nodes.Node] = []
         for command, text in blocks:
             section = nodes.section(ids=[nodes.make_id(command)], names=[nodes.fully_normalize_name(command)])
-            section += nodes.title(text="", children=[nodes.literal(text=command)])
+            section += nodes.title("", "", nodes.literal(command, command))
             section += nodes.literal_block(text, text, language="text")
             result.append(section)
         return result
 
 
+# --------------------------------------------------------------------------- ct.NAME -> its defining module
+def resolve_top_level(app, env, node, contnode):
+    """missing-reference: ``camtutor.upsample`` (the lazy top-level API) links to ``camtutor.maths.upsample``."""
+    target = node.get("reftarget", "")
+    if node.get("refdomain") != "py" or not target.startswith("camtutor.") or target.count(".") != 1:
+        return None
+    try:
+        obj = getattr(camtutor, target.split(".", 1)[1])
+    except AttributeError:
+        return None
+    module = getattr(obj, "__module__", None)
+    name = getattr(obj, "__qualname__", None)
+    if not isinstance(module, str) or not isinstance(name, str):  # a module (ct.data) or a constant
+        return None
+    domain = env.get_domain("py")
+    node["reftarget"] = f"{module}.{name}"
+    found = domain.resolve_xref(env, node["refdoc"], app.builder, node["reftype"], node["reftarget"], node, contnode)
+    node["reftarget"] = target
+    return found
+
+
+def always_reread(app, env, added, changed, removed) -> list[str]:
+    """env-get-outdated: the generated pages depend on more than their .md file (the package, the parser,
+    whether the instructor guide exists), so an incremental build reads them again every time."""
+    return [name for name in ("index", "api", "cli") if name in env.found_docs]
+
+
 def setup(app):
+    app.connect("env-get-outdated", always_reread)
+    app.connect("missing-reference", resolve_top_level)
     app.connect("source-read", prepare_notebook)
     app.connect("source-read", fill_pages)
     app.add_directive("camtutor-help", CommandHelp)
