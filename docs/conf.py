@@ -26,6 +26,7 @@ import importlib
 import json
 import os
 import pkgutil
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -43,6 +44,7 @@ import camtutor  # noqa: E402
 NOTEBOOKS = ROOT / "notebooks"
 MIRROR = DOCS / "notebooks"  # generated copy of ../notebooks (Sphinx reads sources only below docs/)
 INSTRUCTOR_GUIDE = DOCS / "instructor-guide.md"
+REPOSITORY = "https://github.com/camtutor/camtutor"
 BINDER = "https://mybinder.org/v2/gh/camtutor/camtutor/HEAD?labpath=notebooks%2F{name}"
 COLAB = "https://colab.research.google.com/github/camtutor/camtutor/blob/main/notebooks/{name}"
 # the README badges are remote pictures; the site serves its own copies so that it works offline
@@ -79,7 +81,7 @@ html_favicon = "_static/favicon.svg"
 html_context = {"default_mode": "light"}  # the theme logs a console error when no mode is set
 html_static_path = ["_static"]
 html_theme_options = {
-    "repository_url": "https://github.com/camtutor/camtutor",
+    "repository_url": REPOSITORY,
     "use_repository_button": True,
     "show_toc_level": 2,
 }
@@ -162,8 +164,24 @@ def _api_section(name: str) -> str:
     return f"\n## `{module}`\n\n```{{eval-rst}}\n.. automodule:: {module}\n```\n"
 
 
+def repository_links(text: str) -> str:
+    """Links written for GitHub in a docs/*.md page (``../notebooks/02_cam_weights.ipynb``, ``../README.md``):
+    notebooks go to their page on this site, other files of the repository to GitHub."""
+
+    def replace(match: re.Match) -> str:
+        path = match.group(2)
+        if path.startswith("notebooks/") and path.split("#")[0].endswith(".ipynb"):
+            return f"{match.group(1)}({path})"
+        return f"{match.group(1)}({REPOSITORY}/blob/main/{path})"
+
+    return re.sub(r"(\]|\]:\s*)\(\.\./([^)\s]+)\)", replace, text)
+
+
 def fill_pages(app, docname: str, source: list[str]) -> None:
-    """source-read: the API page's module sections; the instructor guide in the index when it exists."""
+    """source-read: the API page's module sections; the instructor guide in the index when it exists;
+    in every page of docs/ (not the notebooks), links to ../ files of the repository."""
+    if not docname.startswith("notebooks/"):
+        source[0] = repository_links(source[0])
     if docname == "api":
         source[0] = source[0].replace("<!-- modules -->", "".join(_api_section(name) for name in api_modules()))
     elif docname == "index":
