@@ -148,7 +148,10 @@ def prepare_notebook(app, docname: str, source: list[str]) -> None:
         text = text.replace(remote, local)
     notebook = json.loads(text)
     if _has_widgets(notebook):
-        notebook["cells"].insert(1, _live_note(Path(docname).name + ".ipynb"))
+        note = _live_note(Path(docname).name + ".ipynb")
+        if any("id" in cell for cell in notebook["cells"]):  # nbformat >= 4.5: every cell has an id
+            note["id"] = "camtutor-site-live-note"
+        notebook["cells"].insert(1, note)
     source[0] = json.dumps(notebook)
 
 
