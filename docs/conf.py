@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import filecmp
+import hashlib
 import importlib
 import json
 import os
@@ -61,6 +62,9 @@ API_MODULES = (
     "data", "models", "loading", "figures", "widgets", "exercises", "environment", "errors",
 )
 NOT_API = {"cli", "notebooks", "train"}
+
+# this file's hooks change pages (source-read): when it changes, Sphinx must read every page again
+camtutor_conf_digest = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
 
 project = "camtutor"
 author = "the camtutor authors"
@@ -120,10 +124,10 @@ def _live_note(name: str) -> dict:
     """A markdown cell for a notebook whose widgets need a kernel: say what the page shows, and where to run it."""
     text = (
         ":::{note}\n"
-        "**This page is a static copy.** The interactive explorer below is made of ipywidgets, which need a "
-        "running Python kernel: on this website the widgets do not appear, and what you see are the pictures "
-        "the notebook saved when it was last run. "
-        f"To use the explorer live, open this notebook on [Binder]({BINDER.format(name=name)}) or in "
+        "**This page is a static copy.** The interactive parts of this notebook (the explorer) are ipywidgets, "
+        "which need a running Python kernel: on this website the widgets do not appear, and what you see are "
+        "the pictures the notebook saved when it was last run. "
+        f"To use them live, open this notebook on [Binder]({BINDER.format(name=name)}) or in "
         f"[Colab]({COLAB.format(name=name)}), or run it in JupyterLab on your computer "
         "(`jupyter lab notebooks/`).\n"
         ":::\n"
@@ -252,6 +256,7 @@ def always_reread(app, env, added, changed, removed) -> list[str]:
 
 
 def setup(app):
+    app.add_config_value("camtutor_conf_digest", "", "env")
     app.connect("env-get-outdated", always_reread)
     app.connect("missing-reference", resolve_top_level)
     app.connect("source-read", prepare_notebook)
