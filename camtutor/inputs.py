@@ -17,6 +17,8 @@ from camtutor.images import parse_size
 
 #: Float images with no negative value and a maximum above this look like 0..255 data (see check_images).
 RANGE_WARNING_MAX = 2.0
+#: How the range warning starts (callers that already warned filter repeats with it).
+RANGE_WARNING_START = "the images hold"
 
 
 def resize_images(images: np.ndarray, size: int | Sequence[int]) -> np.ndarray:
@@ -75,7 +77,7 @@ def _warn_range(original: np.ndarray, arr: np.ndarray, model: object) -> None:
         return
     what = f"{original.dtype} values" if integer else f"values up to {float(arr.max()):.4g}"
     warnings.warn(
-        f"the images hold {what}, which looks like 0..255 data, and the model does not rescale its input "
+        f"{RANGE_WARNING_START} {what}, which looks like 0..255 data, and the model does not rescale its input "
         "(no Rescaling/Normalization layer at the start): camtutor passes the values unchanged. Use images / 255 "
         "for a model trained on [0, 1], or ct.preprocess(images, NAME) for a keras.applications model.",
         UserWarning,

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import html
 import math
+import warnings
 from dataclasses import dataclass, replace
 from typing import Sequence
 
@@ -37,6 +38,7 @@ import numpy as np
 from camtutor import images as _images
 from camtutor.draw import colorize, overlay, to_uint8_rgb
 from camtutor.errors import CamTutorError, ImageError, ModelError
+from camtutor import inputs as _inputs
 from camtutor.inputs import check_images, resize_images
 from camtutor.layers import conv_layers, gap_dense_head
 
@@ -259,12 +261,14 @@ class Explorer:
         key = (layer, method)
         if key not in self._cache:
             self.compute_calls += 1
-            if method == "cam":
-                maps, probabilities = _explain.cam_all_classes(self.model, self.images, layer=layer, relu=False)
-            else:
-                maps, probabilities = _explain.grad_cam_all_classes(
-                    self.model, self.images, layer=layer, weighting=_WEIGHTING[method], relu=False
-                )
+            with warnings.catch_warnings():  # the range warning was given once, when the images came in
+                warnings.filterwarnings("ignore", message=_inputs.RANGE_WARNING_START, category=UserWarning)
+                if method == "cam":
+                    maps, probabilities = _explain.cam_all_classes(self.model, self.images, layer=layer, relu=False)
+                else:
+                    maps, probabilities = _explain.grad_cam_all_classes(
+                        self.model, self.images, layer=layer, weighting=_WEIGHTING[method], relu=False
+                    )
             self._cache[key] = (np.asarray(maps, dtype=np.float32), np.asarray(probabilities, dtype=np.float32))
         return self._cache[key]
 
