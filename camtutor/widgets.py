@@ -102,13 +102,17 @@ class Explorer:
     """Explore CAM, Grad-CAM and HiResCAM maps of ``model`` on ``images`` with widgets.
 
     Args:
-        model: a Keras image classifier (B, H, W, C) -> (B, C).
-        images: (N, H, W, 3) float in [0, 1] (a single (H, W, 3) image is accepted).
+        model: a loaded Keras image classifier (B, H, W, C) -> (B, C) (not a name: ``ct.models.load(name)``).
+        images: (N, H, W, C) float in [0, 1] at the model's input size, channels last (a single (H, W, C)
+            image is accepted); checked by :func:`camtutor.check_images`, which warns once about 0..255 data.
         class_names: one name per class (default "class 0", "class 1", ...).
         layer: the layer shown first (default: the last feature-map layer).
         method: "gradcam" (default), "hirescam" or "cam".
-        panel_size: side in pixels of each picture on screen.
-        upload: add a file-upload button that appends the reader's images.
+        alpha: the heatmap's opacity in [0, 1].
+        panel_size: side in pixels of each picture on screen, 1 to :data:`MAX_PANEL_SIZE`.
+        upload: add a file-upload button that appends the reader's images: decoded as displayed (EXIF
+            orientation applied, :func:`camtutor.images.decode_image`) and made model-ready by
+            :func:`camtutor.images.prepare_images` (resized, grey for a 1-channel model).
         prefetch: while the kernel is idle, compute the other layers of the method on screen, one per
             idle moment, nearest first, so that moving the layer slider later is instant. Runs on the
             kernel's own event loop (never in a thread); off outside a running kernel.
@@ -118,6 +122,11 @@ class Explorer:
     (``image_slider``, ``class_dropdown``, ``layer_slider``, ``method_buttons``,
     ``relu_checkbox``, ``alpha_slider``), and :meth:`state` returns the
     :class:`Shown` map and parameters.
+
+    Raises:
+        camtutor.CamTutorError: a model name instead of a model, ``alpha`` outside [0, 1] or NaN, a
+            ``panel_size`` that is not a positive int, images of different sizes, channels-first images,
+            images not at the model's input size (each message names the fix).
     """
 
     def __init__(
