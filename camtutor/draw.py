@@ -50,7 +50,8 @@ def colorize(heatmap: np.ndarray, cmap: str = "jet") -> np.ndarray:
     return table[index]
 
 
-def _check_alpha(alpha: object) -> float:
+def check_alpha(alpha: object) -> float:
+    """``alpha`` (a heatmap's opacity) as a float in [0, 1]; CamTutorError for NaN, out of range or not a number."""
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.number)) or not (
         math.isfinite(float(alpha)) and 0.0 <= float(alpha) <= 1.0
     ):
@@ -95,7 +96,7 @@ def overlay(
     Raises:
         camtutor.CamTutorError: ``alpha`` outside [0, 1] or NaN, a heatmap that is not 2-D or is empty.
     """
-    alpha = _check_alpha(alpha)
+    alpha = check_alpha(alpha)
     heat = np.asarray(heatmap, dtype=np.float32)
     if heat.ndim != 2:
         raise CamTutorError(f"heatmap must be 2-D (h, w), got shape {heat.shape}; pick one map, e.g. maps[0]")

@@ -139,7 +139,9 @@ def _opencv_decode(data: bytes) -> np.ndarray | None:
             level = None
         try:
             image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-        except cv2.error:
+        except cv2.error as error:
+            if "alloc" in str(error).lower() or "memory" in str(error).lower():
+                raise MemoryError(str(error)) from None
             image = None
         finally:
             if level is not None:
@@ -310,9 +312,28 @@ def decode_image(
     limit = pixel_limit(max_pixels)
     if not data:
         raise ImageError(f"'{name}' is an empty file (0 bytes); re-save or re-download the image.")
-    if hw is not None:
-        _check_pixels(hw[0], hw[1], limit, f"{name} resized to size={size!r}")
+    if hw is not None and hw[0] * hw[1] > limit:
+        raise ImageError(
+            f"size={size!r} asks for {hw[0] * hw[1]:,} pixels, above camtutor's limit of {limit:,} pixels; "
+            f"pass a smaller size, or raise the limit with max_pixels=... or {_ENV_MAX_PIXELS}"
+        )
     try:
+        return _decode(data, name, hw, limit)
+    except ImageError:
+        raise
+    except MemoryError:
+        raise ImageError(
+            f"not enough memory to decode '{name}'; shrink the image (or lower max_pixels / {_ENV_MAX_PIXELS} "
+            "so that such files are refused up front)"
+        ) from None
+    except Exception as error:  # noqa: BLE001 - any decoder failure is the file's fault: one clear error
+        raise _fail_decode(name, f"{type(error).__name__}: {' '.join(str(error).split())[:200]}") from None
+
+
+def _decode(data: bytes, name: str, hw: tuple[int, int] | None, limit: int) -> np.ndarray:
+    """decode_image's work, with Python warnings (Pillow's EXIF / TIFF notes) and fd 2 kept quiet."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         header = _open_header(data)
         if header is not None:
             width, height = header.size
@@ -345,15 +366,6 @@ def decode_image(
         if hw is not None:
             rgb = np.clip(_resize(rgb, hw), 0.0, 1.0).astype(np.float32)
         return rgb
-    except ImageError:
-        raise
-    except MemoryError:
-        raise ImageError(
-            f"not enough memory to decode '{name}'; shrink the image (or lower max_pixels / {_ENV_MAX_PIXELS} "
-            "so that such files are refused up front)"
-        ) from None
-    except Exception as error:  # noqa: BLE001 - any decoder failure is the file's fault: one clear error
-        raise _fail_decode(name, f"{type(error).__name__}: {' '.join(str(error).split())[:200]}") from None
 
 
 def _resize(img: np.ndarray, hw: tuple[int, int]) -> np.ndarray:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import html
-import math
 import warnings
 from dataclasses import dataclass, replace
 from typing import Sequence
@@ -36,7 +35,7 @@ import keras
 import numpy as np
 
 from camtutor import images as _images
-from camtutor.draw import colorize, overlay, to_uint8_rgb
+from camtutor.draw import check_alpha, colorize, overlay, to_uint8_rgb
 from camtutor.errors import CamTutorError, ImageError, ModelError
 from camtutor import inputs as _inputs
 from camtutor.inputs import check_images, resize_images
@@ -485,10 +484,7 @@ def _check_arguments(model: object, alpha: object, panel_size: object) -> None:
             f"model must be a Keras model, got {type(model).__name__}; load one with ct.models.load(name) "
             "or ct.load_model(path)"
         )
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.number)) or not (
-        math.isfinite(float(alpha)) and 0.0 <= float(alpha) <= 1.0
-    ):
-        raise CamTutorError(f"alpha (the heatmap's opacity) must be a number in [0, 1], got {alpha!r}; e.g. alpha=0.4")
+    check_alpha(alpha)
     if isinstance(panel_size, (bool, np.bool_)) or not isinstance(panel_size, (int, np.integer)) or not (
         1 <= panel_size <= MAX_PANEL_SIZE
     ):

@@ -221,13 +221,55 @@ def test_every_decoding_failure_is_one_image_error_and_nothing_on_stderr(write, 
     assert captured.err == "" and captured.out == "", captured.err
 
 
-def test_a_decoder_crash_becomes_an_image_error_naming_the_file(monkeypatch):
-    def explode(image):
-        raise MemoryError("cannot allocate")
+@pytest.mark.parametrize(
+    "where, failure, fix",
+    [("_pillow_pixels", MemoryError("cannot allocate"), "not enough memory to decode 'big.png'; shrink"),
+     ("_pillow_pixels", RuntimeError("decoder bug"), "could not decode 'big.png'"),
+     ("_opencv_decode", MemoryError("Failed to allocate 4 GB"), "not enough memory to decode 'big.png'"),
+     ("_opencv_decode", cv2.error("OpenCV bug"), "could not decode 'big.png'")],
+)
+def test_a_decoder_crash_becomes_an_image_error_naming_the_file(monkeypatch, capfd, where, failure, fix):
+    def explode(*args):
+        raise failure
 
-    monkeypatch.setattr(im, "_pillow_pixels", explode)
-    with pytest.raises(ImageError, match="not enough memory to decode 'big.png'"):
-        im.decode_image(encode(np.zeros((4, 4, 3), np.uint8)), name="big.png")
+    monkeypatch.setattr(im, where, explode)
+    data = encode(np.zeros((4, 4, 3), np.uint16)) if where == "_opencv_decode" else encode(np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(ImageError) as raised:
+        im.decode_image(data, name="big.png")
+    assert fix in str(raised.value)
+    assert capfd.readouterr().err == ""
+
+
+def _pil_bytes(image: Image.Image, fmt: str = "PNG", **kwargs) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **kwargs)
+    return buffer.getvalue()
+
+
+PIXEL_LAYOUTS = [
+    # (case, file bytes, expected RGB of every pixel): every layout becomes RGB float32 in [0, 1]
+    ("16-bit grey PNG", lambda: cv2.imencode(".png", np.full((3, 4), 32768, np.uint16))[1].tobytes(),
+     [32768 / 65535] * 3),
+    ("16-bit grey big-endian TIFF", lambda: tiff(np.full((3, 4), 1000, ">u2"), photometric="minisblack"),
+     [1000 / 65535] * 3),
+    ("16-bit RGBA PNG, half transparent", lambda: cv2.imencode(".png", np.dstack(
+        [np.zeros((3, 4, 3), np.uint16), np.full((3, 4), 32768, np.uint16)]))[1].tobytes(),
+     [1 - 32768 / 65535] * 3),
+    ("1-bit PNG", lambda: _pil_bytes(Image.new("1", (4, 3), 1)), [1.0] * 3),
+    ("grey + alpha PNG", lambda: _pil_bytes(Image.new("LA", (4, 3), (0, 51))), [1 - 51 / 255] * 3),
+    ("CMYK JPEG (pure cyan)", lambda: _pil_bytes(Image.new("CMYK", (4, 3), (255, 0, 0, 0)), "JPEG", quality=100),
+     [0.0, 1.0, 1.0]),
+    ("GIF (palette)", lambda: _pil_bytes(Image.new("RGB", (4, 3), (255, 0, 0)).convert("P"), "GIF"), [1.0, 0, 0]),
+    ("WebP", lambda: _pil_bytes(Image.new("RGB", (4, 3), (0, 0, 255)), "WEBP", lossless=True), [0, 0, 1.0]),
+]
+
+
+@pytest.mark.parametrize("case, make, rgb", PIXEL_LAYOUTS, ids=[row[0] for row in PIXEL_LAYOUTS])
+def test_every_pixel_layout_becomes_rgb_in_0_1(capfd, case, make, rgb):
+    image = im.decode_image(make(), name=case)
+    assert image.shape == (3, 4, 3) and image.dtype == np.float32
+    np.testing.assert_allclose(image, np.broadcast_to(rgb, image.shape), atol=0.01 if "JPEG" in case else 1e-6)
+    assert capfd.readouterr().err == ""
 
 
 # --------------------------------------------------------------------------- special files
