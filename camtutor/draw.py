@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import math
+
 import cv2
 import matplotlib
 import numpy as np
 
-from camtutor.errors import ImageError
+from camtutor.errors import CamTutorError, ImageError
 from camtutor.maths import normalize
+
+#: Longest side, in pixels, of an overlay :func:`overlay` draws by default; larger images are shrunk
+#: (area averaging) first, so drawing costs O(MAX_OVERLAY_SIDE^2) memory, whatever the image's size.
+MAX_OVERLAY_SIDE = 2048
 
 
 def to_uint8_rgb(image: np.ndarray) -> np.ndarray:
@@ -26,31 +32,89 @@ def to_uint8_rgb(image: np.ndarray) -> np.ndarray:
     return (np.clip(img.astype(np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
+def _color_table(cmap: str) -> np.ndarray:
+    """The colormap's N colours as uint8 RGB (N, 3), exactly matplotlib's ``cmap(i)`` for i = 0..N-1."""
+    colormap = matplotlib.colormaps[cmap]
+    return (colormap(np.arange(colormap.N))[:, :3] * 255.0 + 0.5).astype(np.uint8)
+
+
 def colorize(heatmap: np.ndarray, cmap: str = "jet") -> np.ndarray:
-    """A 2-D map -> uint8 RGB (H, W, 3) through a matplotlib colormap, after per-map [0, 1] normalisation."""
+    """A 2-D map -> uint8 RGB (H, W, 3) through a matplotlib colormap, after per-map [0, 1] normalisation.
+
+    Same colours as ``matplotlib.colormaps[cmap](normalize(heatmap))`` (value v gets colour
+    ``min(floor(v * N), N - 1)`` of the N-colour map), looked up in a uint8 table: no float64 RGBA copy.
+    """
     values = np.asarray(normalize(np.asarray(heatmap, dtype=np.float32)))
-    rgba = matplotlib.colormaps[cmap](values)
-    return (rgba[..., :3] * 255.0 + 0.5).astype(np.uint8)
+    table = _color_table(cmap)
+    index = np.minimum((values * np.float32(len(table))).astype(np.intp), len(table) - 1)
+    return table[index]
 
 
-def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.4, cmap: str = "jet") -> np.ndarray:
+def check_alpha(alpha: object) -> float:
+    """``alpha`` (a heatmap's opacity) as a float in [0, 1]; CamTutorError for NaN, out of range or not a number."""
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.number)) or not (
+        math.isfinite(float(alpha)) and 0.0 <= float(alpha) <= 1.0
+    ):
+        raise CamTutorError(f"alpha (the heatmap's opacity) must be a number in [0, 1], got {alpha!r}; e.g. alpha=0.4")
+    return float(alpha)
+
+
+def _bounded(image: np.ndarray, max_side: int | None) -> np.ndarray:
+    """Shrink an image (H, W, ...) by area averaging so that its longest side is at most ``max_side``."""
+    height, width = image.shape[:2]
+    if max_side is None or max(height, width) <= max_side:
+        return image
+    scale = max_side / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    source = image if image.dtype in (np.uint8, np.float32, np.float64) else image.astype(np.float32)
+    out = cv2.resize(np.ascontiguousarray(source), size, interpolation=cv2.INTER_AREA)
+    return out.reshape(size[1], size[0], *image.shape[2:])
+
+
+def overlay(
+    image: np.ndarray,
+    heatmap: np.ndarray,
+    alpha: float = 0.4,
+    cmap: str = "jet",
+    *,
+    max_side: int | None = MAX_OVERLAY_SIDE,
+) -> np.ndarray:
     """Blend a coloured heatmap over an image: RGB uint8 (H, W, 3) at the image's size.
 
-    ``image`` is RGB (H, W, 3) float in [0, 1] or uint8; ``heatmap`` is a
-    2-D map of any size and range (normalised per map, then resized
-    bilinearly). ``alpha`` in [0, 1] is the heatmap's opacity. A constant map
-    shows as the colormap's lowest colour, never as NaN.
+    ``image`` is RGB (H, W, 3) float in [0, 1] or uint8; ``heatmap`` is a 2-D map
+    of any size and range. **overlay normalises the map itself**: it is resized
+    bilinearly to the picture, then scaled to [0, 1] by its own min and max
+    (:func:`camtutor.normalize`, each map on its own), so two overlays' colours are
+    not comparable; a constant map shows as the colormap's lowest colour, never
+    as NaN. ``alpha`` in [0, 1] is the heatmap's opacity.
+
+    Bounded cost: an image whose longest side exceeds ``max_side`` (default
+    :data:`MAX_OVERLAY_SIDE` = 2048) is first shrunk by area averaging so that its
+    longest side is ``max_side``, and the overlay has that smaller size; pass
+    ``max_side=None`` for the full size (memory grows with it).
+
+    Raises:
+        camtutor.CamTutorError: ``alpha`` outside [0, 1] or NaN, a heatmap that is not 2-D or is empty.
     """
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-    base = to_uint8_rgb(image)
+    alpha = check_alpha(alpha)
     heat = np.asarray(heatmap, dtype=np.float32)
     if heat.ndim != 2:
-        raise ValueError(f"heatmap must be 2-D (h, w), got shape {heat.shape}; pick one map, e.g. maps[0]")
+        raise CamTutorError(f"heatmap must be 2-D (h, w), got shape {heat.shape}; pick one map, e.g. maps[0]")
+    if heat.size == 0:
+        raise CamTutorError(f"heatmap is empty (shape {heat.shape}); pass a map with at least one cell")
+    if max_side is not None and (isinstance(max_side, bool) or not isinstance(max_side, (int, np.integer)) or max_side < 1):
+        raise CamTutorError(f"max_side must be a positive int or None, got {max_side!r}")
+    picture = np.asarray(image)
+    if picture.ndim >= 2:
+        picture = _bounded(picture, max_side)
+    base = to_uint8_rgb(picture)
     heat = cv2.resize(heat, (base.shape[1], base.shape[0]), interpolation=cv2.INTER_LINEAR)
-    colored = colorize(heat, cmap).astype(np.float32)
-    blended = (1.0 - alpha) * base.astype(np.float32) + alpha * colored
-    return np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+    colored = colorize(heat, cmap)
+    blended = base.astype(np.float32)  # float32 in place: (1 - alpha) * base + alpha * colour, rounded
+    blended *= np.float32(1.0 - alpha)
+    blended += np.float32(alpha) * colored.astype(np.float32)
+    blended += np.float32(0.5)
+    return np.clip(blended, 0, 255, out=blended).astype(np.uint8)
 
 
 def show_grid(

@@ -12,6 +12,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from camtutor.images import parse_size
 from camtutor.maths import upsample
 
 
@@ -55,7 +56,7 @@ def peak(heatmap: np.ndarray, size: int | Sequence[int] | None = None) -> tuple[
     row, col = np.unravel_index(int(np.argmax(heat)), heat.shape)
     if size is None:
         return int(col), int(row)
-    height, width = (size, size) if isinstance(size, int) else size
+    height, width = parse_size(size)
     return int((col + 0.5) * width / heat.shape[1]), int((row + 0.5) * height / heat.shape[0])
 
 

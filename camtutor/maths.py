@@ -30,6 +30,9 @@ from typing import Callable, Sequence, Union
 import numpy as np
 import tensorflow as tf
 
+from camtutor.errors import CamTutorError
+from camtutor.images import parse_size
+
 ArrayLike = Union[np.ndarray, tf.Tensor, Sequence[float]]
 WeightingRule = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 
@@ -147,14 +150,38 @@ def cam_weights(dense_kernel: ArrayLike, class_indices: ArrayLike) -> tf.Tensor:
 
 
 # --------------------------------------------------------------------------- map post-processing
-@_numpy_in_numpy_out
+def _check_maps(maps: ArrayLike, what: str) -> None:
+    """Refuse, before TensorFlow sees it, what is not (H, W) / (B, H, W) or has no cell (numpy or static shapes)."""
+    shape = maps.shape if isinstance(maps, (tf.Tensor, tf.Variable, np.ndarray)) else np.shape(maps)
+    shape = tuple(shape) if getattr(shape, "rank", 0) is not None else None
+    if shape is None:
+        return
+    if len(shape) < 2:
+        raise CamTutorError(f"{what} takes maps (H, W) or (B, H, W), got shape {shape}; pass at least one 2-D map")
+    if any(dim == 0 for dim in shape):
+        raise CamTutorError(f"{what} got an empty array of shape {shape}; pass maps with at least one cell")
+
+
 def normalize(maps: ArrayLike) -> tf.Tensor:
     """Scale each map to [0, 1] by its own min and max: (B, H, W) -> (B, H, W), or (H, W) -> (H, W).
 
     A constant map (max - min below 1e-7 of its magnitude, all zeros included)
     becomes all 0, never NaN, so an empty explanation looks empty instead of
-    all red.
+    all red. numpy in -> float32 numpy out, computed with numpy (same float32
+    arithmetic as the TensorFlow path used for tensors).
+
+    Raises:
+        camtutor.CamTutorError: an empty array, or fewer than 2 dimensions.
     """
+    _check_maps(maps, "normalize")
+    if not isinstance(maps, (tf.Tensor, tf.Variable)):
+        m = np.asarray(maps, dtype=np.float32)
+        low = m.min(axis=(-2, -1), keepdims=True)
+        high = m.max(axis=(-2, -1), keepdims=True)
+        spread = high - low
+        informative = spread > np.float32(1e-7) * np.maximum(np.abs(low), np.abs(high))
+        safe_spread = np.where(informative, spread, np.float32(1.0))
+        return np.where(informative, (m - low) / safe_spread, np.float32(0.0)).astype(np.float32, copy=False)
     m = _as_float_tensor(maps)
     low = tf.reduce_min(m, axis=(-2, -1), keepdims=True)
     high = tf.reduce_max(m, axis=(-2, -1), keepdims=True)
@@ -166,10 +193,11 @@ def normalize(maps: ArrayLike) -> tf.Tensor:
 
 
 def _size_tuple(size: int | Sequence[int]) -> tuple[int, int]:
-    if isinstance(size, (int, np.integer)):
-        return int(size), int(size)
-    height, width = size
-    return int(height), int(width)
+    """camtutor.images.parse_size, refusing None: the (H, W) to resize maps to."""
+    hw = parse_size(size)
+    if hw is None:
+        raise CamTutorError("upsample needs a size: an int S (-> S x S) or (height, width)")
+    return hw
 
 
 @_numpy_in_numpy_out
@@ -177,9 +205,14 @@ def upsample(maps: ArrayLike, size: int | Sequence[int]) -> tf.Tensor:
     """Bilinear resize of maps to ``size`` = (H, W) or an int: (B, h, w) -> (B, H, W), or (h, w) -> (H, W).
 
     Values keep their range (no normalisation); apply :func:`normalize` before or after.
+
+    Raises:
+        camtutor.CamTutorError: a size that is not a positive int or (height, width) pair, or empty maps.
     """
+    hw = _size_tuple(size)
+    _check_maps(maps, "upsample")
     m = _as_float_tensor(maps)
     single = m.shape.rank == 2
     batch = m[None] if single else m
-    resized = tf.image.resize(batch[..., None], _size_tuple(size), method="bilinear")[..., 0]
+    resized = tf.image.resize(batch[..., None], hw, method="bilinear")[..., 0]
     return resized[0] if single else resized

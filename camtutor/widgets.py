@@ -25,10 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import html
-import os
-import tempfile
+import warnings
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Sequence
 
 import cv2
@@ -36,9 +34,11 @@ import ipywidgets as widgets
 import keras
 import numpy as np
 
-from camtutor.data import load_image
-from camtutor.draw import colorize, overlay, to_uint8_rgb
+from camtutor import images as _images
+from camtutor.draw import check_alpha, colorize, overlay, to_uint8_rgb
 from camtutor.errors import CamTutorError, ImageError, ModelError
+from camtutor import inputs as _inputs
+from camtutor.inputs import check_images, resize_images
 from camtutor.layers import conv_layers, gap_dense_head
 
 # Calls go through the module so tests can count them (monkeypatch _explain.grad_cam_all_classes).
@@ -46,6 +46,7 @@ from camtutor import explain as _explain  # noqa: E402
 
 METHOD_LABELS = {"cam": "CAM", "gradcam": "Grad-CAM", "hirescam": "HiResCAM"}
 _WEIGHTING = {"gradcam": "mean", "hirescam": "elementwise"}
+MAX_PANEL_SIZE = 2048  #: largest ``panel_size`` (pixels per side) the explorer draws
 _COLORBAR = to_uint8_rgb(colorize(np.linspace(1.0, 0.0, 256, dtype=np.float32)[:, None]))
 
 
@@ -68,26 +69,16 @@ def _enlarge(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def decode_image(data: bytes, size: int | tuple[int, int] | None = None, name: str = "upload") -> np.ndarray:
     """Uploaded file bytes -> RGB float32 (H, W, 3) in [0, 1], resized to ``size`` (int or (height, width)).
 
-    Any format :func:`camtutor.data.load_image` reads (PNG, JPEG, BMP, TIFF,
-    WebP; grey, 16-bit and transparency handled the same way). Raises
-    :class:`camtutor.ImageError` naming the file for anything else.
+    :func:`camtutor.images.decode_image` (EXIF orientation applied, pixel limit checked from the
+    header, nothing printed) with the upload's wording: raises :class:`camtutor.ImageError`
+    naming the file for anything it cannot read.
     """
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise ImageError(f"expected the uploaded file's bytes, got {type(data).__name__}")
-    if len(data) == 0:
-        raise ImageError(f"{name!r} is empty (0 bytes); upload a PNG, JPEG, BMP, TIFF or WebP image")
-    suffix = Path(name).suffix if len(Path(name).suffix) <= 5 else ""
-    with tempfile.TemporaryDirectory() as folder:
-        path = os.path.join(folder, "upload" + suffix)
-        with open(path, "wb") as handle:
-            handle.write(bytes(data))
-        try:
-            return load_image(path, size)
-        except ImageError as error:
-            raise ImageError(
-                f"could not read {name!r} as an image: upload a PNG, JPEG, BMP, TIFF or WebP file "
-                f"({str(error).replace(path, name)})"
-            ) from None
+    try:
+        return _images.decode_image(data, name=name, size=size)
+    except ImageError as error:
+        raise ImageError(
+            f"could not read {name!r} as an image: upload a PNG, JPEG, BMP, TIFF or WebP file ({error})"
+        ) from None
 
 
 # --------------------------------------------------------------------------- what is on screen
@@ -110,13 +101,17 @@ class Explorer:
     """Explore CAM, Grad-CAM and HiResCAM maps of ``model`` on ``images`` with widgets.
 
     Args:
-        model: a Keras image classifier (B, H, W, C) -> (B, C).
-        images: (N, H, W, 3) float in [0, 1] (a single (H, W, 3) image is accepted).
+        model: a loaded Keras image classifier (B, H, W, C) -> (B, C) (not a name: ``ct.models.load(name)``).
+        images: (N, H, W, C) float in [0, 1] at the model's input size, channels last (a single (H, W, C)
+            image is accepted); checked by :func:`camtutor.check_images`, which warns once about 0..255 data.
         class_names: one name per class (default "class 0", "class 1", ...).
         layer: the layer shown first (default: the last feature-map layer).
         method: "gradcam" (default), "hirescam" or "cam".
-        panel_size: side in pixels of each picture on screen.
-        upload: add a file-upload button that appends the reader's images.
+        alpha: the heatmap's opacity in [0, 1].
+        panel_size: side in pixels of each picture on screen, 1 to :data:`MAX_PANEL_SIZE`.
+        upload: add a file-upload button that appends the reader's images: decoded as displayed (EXIF
+            orientation applied, :func:`camtutor.images.decode_image`) and made model-ready by
+            :func:`camtutor.images.prepare_images` (resized, grey for a 1-channel model).
         prefetch: while the kernel is idle, compute the other layers of the method on screen, one per
             idle moment, nearest first, so that moving the layer slider later is instant. Runs on the
             kernel's own event loop (never in a thread); off outside a running kernel.
@@ -126,6 +121,11 @@ class Explorer:
     (``image_slider``, ``class_dropdown``, ``layer_slider``, ``method_buttons``,
     ``relu_checkbox``, ``alpha_slider``), and :meth:`state` returns the
     :class:`Shown` map and parameters.
+
+    Raises:
+        camtutor.CamTutorError: a model name instead of a model, ``alpha`` outside [0, 1] or NaN, a
+            ``panel_size`` that is not a positive int, images of different sizes, channels-first images,
+            images not at the model's input size (each message names the fix).
     """
 
     def __init__(
@@ -141,6 +141,7 @@ class Explorer:
         upload: bool = False,
         prefetch: bool = True,
     ) -> None:
+        _check_arguments(model, alpha, panel_size)
         self.model = model
         self.input_size = _input_size(model)
         self.images = self._check_images(images)
@@ -177,15 +178,16 @@ class Explorer:
 
     # ---------------------------------------------------------------- construction
     def _check_images(self, images: np.ndarray) -> np.ndarray:
-        array = np.asarray(images, dtype=np.float32)
-        if array.ndim == 3:
-            array = array[None]
-        if array.ndim != 4 or len(array) == 0:
-            raise ImageError(f"images must be a batch (N, H, W, 3), got shape {np.shape(images)}")
-        if self.input_size is not None and array.shape[1:3] != self.input_size:
+        """camtutor.check_images (the one batch check, with its range warning); one (H, W, C) image is a batch of 1."""
+        shape = tuple(self.model.inputs[0].shape)
+        if isinstance(images, np.ndarray) and images.ndim == 3 and images.shape[-1] in (1, 3, shape[-1]):
+            images = images[None]
+        array = check_images(images, shape, model=self.model)
+        if hasattr(self, "images") and array.shape[1:] != self.images.shape[1:]:
             raise ImageError(
-                f"images are {array.shape[1]}x{array.shape[2]} but the model takes {self.input_size[0]}x"
-                f"{self.input_size[1]}; resize them first with camtutor.resize_images(images, {self.input_size})"
+                f"the new images are {array.shape[1]}x{array.shape[2]} but the explorer's are "
+                f"{self.images.shape[1]}x{self.images.shape[2]}; resize them first with "
+                f"camtutor.resize_images(images, {tuple(self.images.shape[1:3])})"
             )
         return array
 
@@ -267,12 +269,14 @@ class Explorer:
         key = (layer, method)
         if key not in self._cache:
             self.compute_calls += 1
-            if method == "cam":
-                maps, probabilities = _explain.cam_all_classes(self.model, self.images, layer=layer, relu=False)
-            else:
-                maps, probabilities = _explain.grad_cam_all_classes(
-                    self.model, self.images, layer=layer, weighting=_WEIGHTING[method], relu=False
-                )
+            with warnings.catch_warnings():  # the range warning was given once, when the images came in
+                warnings.filterwarnings("ignore", message=_inputs.RANGE_WARNING_START, category=UserWarning)
+                if method == "cam":
+                    maps, probabilities = _explain.cam_all_classes(self.model, self.images, layer=layer, relu=False)
+                else:
+                    maps, probabilities = _explain.grad_cam_all_classes(
+                        self.model, self.images, layer=layer, weighting=_WEIGHTING[method], relu=False
+                    )
             self._cache[key] = (np.asarray(maps, dtype=np.float32), np.asarray(probabilities, dtype=np.float32))
         return self._cache[key]
 
@@ -334,11 +338,14 @@ class Explorer:
         item = files[-1]
         name = item.get("name", "upload")
         try:
-            image = decode_image(item["content"], self.input_size or self.images.shape[1:3], name)
-        except ImageError as error:
+            image = decode_image(item["content"], None, name)  # as displayed: EXIF orientation applied
+            if self.input_size is None:  # a model of any size: match the explorer's images
+                image = resize_images(image, tuple(self.images.shape[1:3]))
+            ready = _images.prepare_images([image], self.model)  # resize + channels, as the command does
+        except CamTutorError as error:
             self.note.value = f"<span style='color:#b00'>{html.escape(str(error))}</span>"
             return
-        self.add_images(image[None])
+        self.add_images(ready)
 
     def add_images(self, images: np.ndarray) -> None:
         """Append images (N, H, W, 3) and show the first new one (the cache is recomputed on demand)."""
@@ -463,6 +470,28 @@ class Explorer:
 
     def __repr__(self) -> str:
         return f"<camtutor Explorer: {len(self.images)} images, {len(self.class_names)} classes, layers {self.layers}>"
+
+
+def _check_arguments(model: object, alpha: object, panel_size: object) -> None:
+    """Refuse a model name, an opacity outside [0, 1] or NaN, and a panel size that is not a positive int."""
+    if isinstance(model, str):
+        raise CamTutorError(
+            f"model must be a loaded Keras model, got the string {model!r}; load it first with "
+            f"ct.models.load({model!r}) (a bundled model) or ct.load_model(path) (a .keras file)"
+        )
+    if not isinstance(model, keras.Model):
+        raise ModelError(
+            f"model must be a Keras model, got {type(model).__name__}; load one with ct.models.load(name) "
+            "or ct.load_model(path)"
+        )
+    check_alpha(alpha)
+    if isinstance(panel_size, (bool, np.bool_)) or not isinstance(panel_size, (int, np.integer)) or not (
+        1 <= panel_size <= MAX_PANEL_SIZE
+    ):
+        raise CamTutorError(
+            f"panel_size must be an int from 1 to {MAX_PANEL_SIZE} (pixels per side of each picture), "
+            f"got {panel_size!r}; e.g. panel_size=192"
+        )
 
 
 def _input_size(model: keras.Model) -> tuple[int, int] | None:

@@ -20,8 +20,11 @@ import pytest
 import camtutor as ct
 from camtutor.cli import main
 from camtutor.data import load_image
+from camtutor.images import prepare_images
+from camtutor.widgets import Explorer
 from camtutor.loading import load_model, preprocess
 from camtutor.targets import resolve_class_indices
+from test_images import png_bomb, tiff
 
 SIZE = 32
 
@@ -88,7 +91,14 @@ def ctx(tmp_path_factory):
         "savedmodel": d / "saved_model_dir",
         "missing_model": d / "missing.keras",
         "out_file": d / "out_is_a_file",
+        "bomb": d / "bomb.png",
+        "five_channels": d / "five.tif",
+        "float_nan": d / "nan.tif",
     }
+    files["bomb"].write_bytes(png_bomb())
+    files["five_channels"].write_bytes(tiff(np.full((8, 8, 5), 100, np.uint8), photometric="minisblack",
+                                                  planarconfig="contig"))
+    files["float_nan"].write_bytes(tiff(np.full((8, 8), np.nan, np.float32), photometric="minisblack"))
     cv2.imwrite(str(files["good"]), (rng.random((50, 40, 3)) * 255).astype(np.uint8))
     cv2.imwrite(str(files["good2"]), (rng.random((20, 20)) * 255).astype(np.uint8))
     files["empty"].write_bytes(b"")
@@ -177,6 +187,25 @@ LIBRARY_CASES = [
      "one image input (B, H, W, C) and one output"),
     ("unknown bundled model name", lambda c: load_model("shapez"), ct.ModelError, "bundled model"),
     ("unknown preprocessing", lambda c: preprocess(c.images, "imagenet"), ct.ImageError, "mobilenet_v2"),
+    ("image over the pixel limit", lambda c: load_image(c.files["bomb"]), ct.ImageError, "CAMTUTOR_MAX_PIXELS"),
+    ("a device given as image", lambda c: load_image("/dev/null"), ct.ImageError, "not a regular file"),
+    ("5-channel TIFF", lambda c: load_image(c.files["five_channels"]), ct.ImageError, "corrupt"),
+    ("float TIFF with NaN", lambda c: load_image(c.files["float_nan"]), ct.ImageError, "fix the file"),
+    ("bad image size", lambda c: load_image(c.files["good"], size=-5), ct.ImageError, "size=224"),
+    ("channels-first batch", lambda c: ct.grad_cam(c.models["gap"], np.transpose(c.images, (0, 3, 1, 2)), 0),
+     ct.ImageError, "np.transpose(images, (0, 2, 3, 1))"),
+    ("images of different sizes in a list", lambda c: ct.grad_cam(c.models["gap"], [c.images[0], c.images[1, :20]], 0),
+     ct.ImageError, "different shapes"),
+    ("prepare_images for a 2-channel model", lambda c: prepare_images([c.files["good"]], c.models["two_channels"]),
+     ct.ImageError, "1- and 3-channel"),
+    ("prepare_images with a model name", lambda c: prepare_images([c.files["good"]], "shapes"), ct.ModelError,
+     "camtutor.models.load('shapes')"),
+    ("explorer given a model name", lambda c: Explorer("shapes", c.images), ct.CamTutorError, "ct.models.load"),
+    ("explorer opacity NaN", lambda c: Explorer(c.models["gap"], c.images, alpha=float("nan")), ct.CamTutorError,
+     "[0, 1]"),
+    ("overlay opacity 2", lambda c: ct.overlay(c.images[0], c.images[0, ..., 0], alpha=2), ct.CamTutorError, "[0, 1]"),
+    ("upsample to a negative size", lambda c: ct.upsample(c.images[..., 0], -5), ct.CamTutorError, "positive"),
+    ("normalize of an empty array", lambda c: ct.normalize(np.zeros((0, 4, 4))), ct.CamTutorError, "empty"),
 ]
 
 
@@ -207,6 +236,10 @@ CLI_CASES = [
     ("corrupt image", lambda c: _explain(c, c.files["good"], c.files["corrupt"])),
     ("not an image", lambda c: _explain(c, c.files["text"])),
     ("a folder given as image", lambda c: _explain(c, c.tmp)),
+    ("a device given as image", lambda c: _explain(c, "/dev/null")),
+    ("image over the pixel limit", lambda c: _explain(c, c.files["good"], c.files["bomb"])),
+    ("5-channel TIFF", lambda c: _explain(c, c.files["good"], c.files["five_channels"])),
+    ("float TIFF with NaN", lambda c: _explain(c, c.files["float_nan"])),
     ("RGB for a 2-channel model", lambda c: _explain(c, c.files["good"], model="two_channels_model")),
     ("unknown layer", lambda c: _explain(c, c.files["good"], extra=("--layer", "nope"))),
     ("layer not 4-D", lambda c: _explain(c, c.files["good"], extra=("--layer", "gap"))),

@@ -1,7 +1,10 @@
-"""Feature-map grids, box drawing and the batch localisation score."""
+"""Feature-map grids, box drawing, the batch localisation score, and drawing at bounded cost."""
 
 from __future__ import annotations
 
+import tracemalloc
+
+import cv2
 import matplotlib
 
 matplotlib.use("Agg")
@@ -10,7 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from camtutor.draw import draw_boxes, show_feature_maps  # noqa: E402
+import camtutor as ct  # noqa: E402
+from camtutor.draw import colorize, draw_boxes, show_feature_maps  # noqa: E402
 from camtutor.localize import boxes_from_maps, localization_scores  # noqa: E402
 
 
@@ -66,3 +70,77 @@ def test_localization_scores_empty_map_gives_whole_image():
 def test_localization_scores_needs_one_box_per_map():
     with pytest.raises(ValueError, match="one true box per map"):
         localization_scores(_blob_maps(), np.array([[0, 0, 2, 2]]), size=8)
+
+
+# --------------------------------------------------------------------------- drawing at bounded cost
+_IMAGE = np.random.default_rng(0).random((12, 10, 3), dtype=np.float32)
+_MAP = np.random.default_rng(1).random((4, 5), dtype=np.float32)
+
+DRAWING_REFUSALS = [
+    # (case, call, substring of the CamTutorError)
+    ("overlay alpha 2", lambda: ct.overlay(_IMAGE, _MAP, alpha=2), "[0, 1]"),
+    ("overlay alpha -0.1", lambda: ct.overlay(_IMAGE, _MAP, alpha=-0.1), "[0, 1]"),
+    ("overlay alpha NaN", lambda: ct.overlay(_IMAGE, _MAP, alpha=float("nan")), "alpha"),
+    ("overlay alpha text", lambda: ct.overlay(_IMAGE, _MAP, alpha="0.4"), "alpha"),
+    ("overlay of a batch of maps", lambda: ct.overlay(_IMAGE, _MAP[None]), "maps[0]"),
+    ("overlay of an empty map", lambda: ct.overlay(_IMAGE, np.zeros((0, 3))), "empty"),
+    ("normalize of an empty array", lambda: ct.normalize(np.zeros((0, 4, 4))), "empty"),
+    ("normalize of a 1-D array", lambda: ct.normalize(np.arange(5.0)), "(H, W)"),
+    ("upsample to -5", lambda: ct.upsample(_MAP, -5), "size"),
+    ("upsample to 0", lambda: ct.upsample(_MAP, (0, 8)), "size"),
+    ("upsample to 2.5", lambda: ct.upsample(_MAP, 2.5), "size"),
+    ("upsample of empty maps", lambda: ct.upsample(np.zeros((2, 0, 3)), 8), "empty"),
+]
+
+
+@pytest.mark.parametrize("case, call, fix", DRAWING_REFUSALS, ids=[row[0] for row in DRAWING_REFUSALS])
+def test_drawing_refuses_bad_arguments_with_a_camtutor_error(case, call, fix):
+    with pytest.raises(ct.CamTutorError) as raised:
+        call()
+    assert fix in str(raised.value)
+
+
+def test_overlay_says_that_it_normalises_each_map_itself():
+    doc = " ".join(ct.overlay.__doc__.split())
+    assert "normalises the map itself" in doc and "each map on its own" in doc
+
+
+def test_colorize_is_matplotlibs_colormap_without_the_float64_copy():
+    heat = np.random.default_rng(2).normal(size=(33, 17)).astype(np.float32)
+    heat[0, 0], heat[1, 1] = heat.max() + 1, heat.min() - 1  # exact 0 and 1 after normalising
+    for cmap in ("jet", "viridis", "tab10"):
+        expected = (matplotlib.colormaps[cmap](ct.normalize(heat))[..., :3] * 255.0 + 0.5).astype(np.uint8)
+        np.testing.assert_array_equal(colorize(heat, cmap), expected)
+
+
+def test_normalize_gives_the_same_numbers_for_numpy_and_tensors():
+    import tensorflow as tf
+
+    maps = np.random.default_rng(3).normal(size=(3, 7, 6)).astype(np.float32)
+    maps[1] = 2.5  # a constant map
+    np.testing.assert_array_equal(ct.normalize(maps), ct.normalize(tf.constant(maps)).numpy())
+
+
+def test_overlay_of_a_small_image_is_unchanged_by_the_size_bound():
+    base = (_IMAGE * 255 + 0.5).astype(np.uint8).astype(np.float32)
+    heat = cv2.resize(_MAP, (10, 12), interpolation=cv2.INTER_LINEAR)
+    colored = (matplotlib.colormaps["jet"](ct.normalize(heat))[..., :3] * 255.0 + 0.5).astype(np.uint8)
+    expected = np.clip(0.6 * base + 0.4 * colored.astype(np.float32) + 0.5, 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(ct.overlay(_IMAGE, _MAP, alpha=0.4), expected)
+
+
+def test_overlay_of_a_huge_image_is_drawn_at_a_bounded_size_and_memory():
+    image = np.zeros((6000, 4000, 3), np.uint8)
+    image[:, :2000, 0] = 255  # left half red
+    heat = np.zeros((8, 8), np.float32)
+    heat[:, 4:] = 1.0  # hot on the right
+    tracemalloc.start()
+    out = ct.overlay(image, heat, alpha=0.5)
+    _, peak_bytes = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert out.shape == (ct.draw.MAX_OVERLAY_SIDE, round(4000 * ct.draw.MAX_OVERLAY_SIDE / 6000), 3)
+    assert peak_bytes < 200 * 2**20, f"overlay allocated {peak_bytes / 2**20:.0f} MB"  # the image itself is 69 MB
+    jet = (matplotlib.colormaps["jet"]([0.0, 1.0])[:, :3] * 255 + 0.5).astype(int)  # coldest, hottest
+    np.testing.assert_allclose(out[:, :500].mean(axis=(0, 1)), (np.array([255, 0, 0]) + jet[0]) / 2, atol=1)
+    np.testing.assert_allclose(out[:, -500:].mean(axis=(0, 1)), jet[1] / 2, atol=1)
+    assert ct.overlay(image[:100, :50], heat, max_side=None).shape == (100, 50, 3)

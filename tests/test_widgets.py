@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import io
+import warnings
 
 import cv2
 import keras
@@ -180,6 +182,85 @@ def test_bad_arguments_are_explained(gap_model, images):
         widgets.Explorer(gap_model, np.zeros((2, 40, 40, 3), np.float32), NAMES)
     with pytest.raises(ct.CamTutorError, match="one name per class"):
         widgets.Explorer(gap_model, images, ["a", "b"])
+
+
+def _rescaling_model() -> keras.Model:
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(2, 3, name="feat")(keras.layers.Rescaling(1 / 255)(inputs))
+    return keras.Model(inputs, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(x)))
+
+
+EXPLORER_ARGUMENT_ERRORS = [
+    # (case, keyword arguments replacing the good ones, substring of the CamTutorError that names the fix)
+    ("a model name", {"model": "shapes"}, "ct.models.load('shapes')"),
+    ("a model path", {"model": "my_model.keras"}, "ct.load_model(path)"),
+    ("alpha NaN", {"alpha": float("nan")}, "alpha"),
+    ("alpha above 1", {"alpha": 2}, "[0, 1]"),
+    ("alpha below 0", {"alpha": -0.1}, "[0, 1]"),
+    ("panel_size 0", {"panel_size": 0}, "panel_size"),
+    ("panel_size negative", {"panel_size": -64}, "panel_size"),
+    ("images of different sizes", {"images": "different"}, "different shapes"),
+    ("channels-first images", {"images": "channels first"}, "np.transpose(images, (0, 2, 3, 1))"),
+]
+
+
+@pytest.mark.parametrize("case, change, fix", EXPLORER_ARGUMENT_ERRORS, ids=[row[0] for row in EXPLORER_ARGUMENT_ERRORS])
+def test_explorer_arguments_are_refused_naming_the_fix(gap_model, images, case, change, fix):
+    arguments = {"model": gap_model, "images": images, "class_names": NAMES, **change}
+    if isinstance(arguments["images"], str) and arguments["images"] == "different":
+        arguments["images"] = [images[0], images[1, :20]]
+    elif isinstance(arguments["images"], str):
+        arguments["images"] = np.transpose(images, (0, 3, 1, 2))
+    with pytest.raises(ct.CamTutorError) as raised:
+        widgets.Explorer(**arguments)
+    assert fix in str(raised.value)
+    if "channels" in case:
+        assert "resize_images" not in str(raised.value)
+
+
+@pytest.mark.parametrize("model_key, warns", [("plain", True), ("rescaling", False)])
+def test_explorer_warns_about_0_255_images_unless_the_model_rescales(gap_model, images, model_key, warns):
+    model = gap_model if model_key == "plain" else _rescaling_model()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        widgets.Explorer(model, (images * 255).astype(np.uint8), NAMES, prefetch=False)
+    messages = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    assert any("ct.preprocess" in m for m in messages) == warns, messages
+
+
+def _jpeg_rotated_by_exif() -> bytes:
+    """Stored 20x40, left half red, right half blue; EXIF 6 = shown rotated 90 degrees clockwise (red on top)."""
+    from PIL import Image
+
+    stored = np.zeros((20, 40, 3), np.uint8)
+    stored[:, :20, 0] = 255
+    stored[:, 20:, 2] = 255
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    Image.fromarray(stored).save(buffer, "JPEG", quality=100, exif=exif.tobytes())
+    return buffer.getvalue()
+
+
+def test_an_uploaded_photo_is_explained_as_displayed(gap_model, images):
+    explorer = widgets.Explorer(gap_model, images, NAMES, upload=True)
+    explorer._on_upload({"new": [{"name": "phone.jpg", "content": _jpeg_rotated_by_exif()}]})
+    added = explorer.images[-1]
+    assert added.shape == (32, 32, 3)
+    assert added[:14, :, 0].mean() > 0.9 and added[18:, :, 2].mean() > 0.9  # red on top, as a viewer shows it
+
+
+def test_an_upload_for_a_one_channel_model_becomes_grey(images):
+    keras.utils.set_random_seed(0)
+    grey_model = models.gap_classifier(3, input_shape=(32, 32, 1), width=4)
+    explorer = widgets.Explorer(grey_model, images[..., :1], NAMES, upload=True)
+    colour = np.zeros((50, 70, 3), np.uint8)
+    colour[..., 1] = 200  # green
+    ok, data = cv2.imencode(".png", colour[..., ::-1])
+    explorer._on_upload({"new": [{"name": "green.png", "content": data.tobytes()}]})
+    assert explorer.images.shape == (len(images) + 1, 32, 32, 1), explorer.note.value
+    expected = cv2.cvtColor(np.full((32, 32, 3), (0, 200 / 255, 0), np.float32), cv2.COLOR_RGB2GRAY)
+    np.testing.assert_allclose(explorer.images[-1, ..., 0], expected, atol=1e-6)
 
 
 def test_decode_image_reads_common_formats_as_rgb(tmp_path):
