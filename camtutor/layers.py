@@ -105,12 +105,12 @@ def is_spatial(layer: keras.layers.Layer) -> bool:
 
 def _names(model: keras.Model) -> dict[int, str]:
     """id(layer) -> the name camtutor shows and accepts: the bare name when no other leaf layer shares it,
-    else the path relative to the model ("backbone/conv")."""
+    else the full path from the model, its name included ("outer/backbone/conv", "outer/conv")."""
     entries = _leaf_entries(model)
     counts: dict[str, int] = {}
     for _, layer in entries:
         counts[layer.name] = counts.get(layer.name, 0) + 1
-    return {id(layer): (layer.name if counts[layer.name] == 1 else path) for path, layer in entries}
+    return {id(layer): (layer.name if counts[layer.name] == 1 else f"{model.name}/{path}") for path, layer in entries}
 
 
 def layer_name(model: keras.Model, layer: keras.layers.Layer) -> str:
@@ -122,8 +122,9 @@ def conv_layers(model: keras.Model) -> list[str]:
     """Names of the layers whose output is a 4-D (B, H, W, K) feature map, from input to output.
 
     Layers inside nested models (a keras.applications backbone, say) are listed by their own names;
-    a name that two layers share (an outer ``conv`` and a backbone's ``conv``) is listed as a path
-    relative to the model, ``"backbone/conv"``, for each of them. Every entry is accepted by ``layer=``.
+    a name that two layers share (an outer ``conv`` and a backbone's ``conv``) is listed as the full path
+    from the model for each of them, ``"outer/conv"`` and ``"outer/backbone/conv"``. Every entry is
+    accepted by ``layer=``.
     1x1 feature maps are listed too (see :func:`is_spatial`): they give one value per image, not a map.
     """
     check_model(model)
@@ -134,7 +135,7 @@ def conv_layers(model: keras.Model) -> list[str]:
 def _not_a_layer_hint(model: keras.Model, name: str, candidates: list[str]) -> str | None:
     """A message for a name that exists but is not a leaf layer: the model's input or a nested model."""
     for path, layer in _entries(model):
-        if name not in (path, layer.name):
+        if name not in (path, layer.name, f"{model.name}/{path}"):
             continue
         if isinstance(layer, keras.layers.InputLayer):
             return (
@@ -155,8 +156,8 @@ def _not_a_layer_hint(model: keras.Model, name: str, candidates: list[str]) -> s
 def find_layer(model: keras.Model, name: str) -> keras.layers.Layer:
     """The feature-map layer called ``name``, searched in nested models too.
 
-    ``name`` is a bare layer name when no other layer shares it, or a path relative to the model such as
-    ``"backbone/conv"`` (always accepted; Keras 3's ``layer.path`` is accepted too).
+    ``name`` is a bare layer name when no other layer shares it, or a path: relative to the model
+    (``"backbone/conv"``) or from it, its name included (``"outer/backbone/conv"``, ``"outer/conv"``).
     Raises :class:`LayerError` with the candidates when the name is unknown, ambiguous (the message lists
     the paths), names the input or a nested model, or the layer's output is not a 4-D feature map.
     """
@@ -164,13 +165,14 @@ def find_layer(model: keras.Model, name: str) -> keras.layers.Layer:
     if not isinstance(name, str):
         raise LayerError(f"layer must be a layer name (str), got {type(name).__name__}; choose one of {candidates}")
     entries = _leaf_entries(model)
-    matches = [layer for path, layer in entries if path == name]
-    if not matches:
+    if "/" in name:
+        relative = name[len(model.name) + 1:] if name.startswith(f"{model.name}/") else None
+        matches = [layer for path, layer in entries if path == name]
+        matches = matches or [layer for path, layer in entries if path == relative]
+    else:
         matches = [layer for _, layer in entries if layer.name == name]
-    if not matches:
-        matches = [layer for _, layer in entries if getattr(layer, "path", None) == name]
     if len(matches) > 1:
-        paths = [path for path, layer in entries if any(layer is m for m in matches)]
+        paths = [f"{model.name}/{path}" for path, layer in entries if any(layer is m for m in matches)]
         raise LayerError(
             f"{len(matches)} layers of model {model.name!r} are called {name!r}: {paths}; pass the path of "
             f"the one you mean, e.g. layer={paths[-1]!r}"
@@ -249,7 +251,8 @@ def default_layer(model: keras.Model) -> keras.layers.Layer:
         raise LayerError(f"model {model.name!r} has no layer with a 4-D (B, H, W, K) output; CAM needs a conv net")
     ancestors = score_ancestors(model)
     used = [layer for layer in leaves if id(layer) in ancestors] or leaves
-    spatial = [layer for layer in used if is_spatial(layer)]
+    # a ZeroPadding2D output is its input plus a border of zeros: its grid is not the image's, skip it
+    spatial = [layer for layer in used if is_spatial(layer) and not isinstance(layer, keras.layers.ZeroPadding2D)]
     if not spatial:
         raise LayerError(
             f"every feature map of model {model.name!r} that the output depends on is 1x1, so no layer gives a "
