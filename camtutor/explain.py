@@ -360,13 +360,16 @@ def grad_cam(
         images: float32 batch (B, H, W, C), preprocessed as the model expects.
         class_index: an int for all images, a sequence with one class per
             image, a class name list entry, or a callable target (B, C) -> (B,).
-        layer: a name from :func:`camtutor.conv_layers`; default the last one.
+        layer: a name from :func:`camtutor.conv_layers` (a bare name, or a path such as
+            "backbone/conv" when nesting repeats a name); default: the last feature map with more
+            than one position (h*w > 1) that the score depends on. A 1x1 layer warns.
         weighting: "mean" (Grad-CAM), "elementwise" (HiResCAM, gradient x
             activation), or another key of :data:`camtutor.maths.WEIGHTINGS`.
         relu: keep only positive evidence (True in the paper).
         score: "logit" differentiates the pre-softmax score (the model is not
             changed); "probability" the softmax output, as the original
-            one-hot target did.
+            one-hot target did. A softmax hidden inside a custom layer or a
+            subclassed model cannot be bypassed: "logit" then raises ModelError.
     """
     ex, images = _prepare(model, images, score, weighting)
     target_fn, classes = _targets(ex, images, class_index)

@@ -33,6 +33,12 @@ def check_model(model: object) -> keras.Model:
         inputs, outputs = model.inputs, model.outputs
     except (AttributeError, ValueError):
         inputs = outputs = None
+    if (not inputs or not outputs) and model.built and not isinstance(model, keras.Sequential):
+        raise ModelError(
+            f"model {model.name!r} is a subclassed keras.Model: it has no layer graph, so camtutor cannot reach "
+            "its feature maps or the score before its softmax; build the same layers with the Functional API "
+            "(inputs = keras.Input(shape); outputs = ...; keras.Model(inputs, outputs)) or keras.Sequential"
+        )
     if not inputs or not outputs:
         raise ModelError(
             f"model {model.name!r} is not built, so its layers have no shapes; give it an input, e.g. "

@@ -124,11 +124,12 @@ def traced(layer, tape: tf.GradientTape | None, info: OutputInfo | None) -> Iter
         elif final is not None:
             stack.enter_context(_patched(final, "activation", _activation_wrapper(final)))
             bypass.add(id(final))
-        _LOCAL.hooks, _LOCAL.bypass = hooks, bypass
+        previous = _hooks(), _bypassed()
+        _LOCAL.hooks, _LOCAL.bypass = {**previous[0], **hooks}, previous[1] | bypass
         try:
             yield capture
         finally:
-            _LOCAL.hooks, _LOCAL.bypass = {}, set()
+            _LOCAL.hooks, _LOCAL.bypass = previous
 
 
 def _camtutor_error_in(exc: BaseException) -> CamTutorError | None:
