@@ -13,6 +13,7 @@ import keras
 import numpy as np
 from keras.src.ops import core as _ops_core
 from keras.src.ops import nn as _ops_nn
+from keras.src.ops import numpy as _ops_numpy
 
 from camtutor.errors import LayerError, ModelError
 
@@ -336,8 +337,10 @@ def _is_builtin(operation) -> bool:
     return module.startswith("keras.") and not isinstance(operation, keras.layers.Lambda)
 
 
+# between the final activation and the output: they change neither the values nor their order along the class axis
 _THROUGH = (keras.layers.Dropout, keras.layers.Identity, keras.layers.GaussianNoise, keras.layers.GaussianDropout,
-            keras.layers.AlphaDropout)
+            keras.layers.AlphaDropout, keras.layers.Flatten, keras.layers.Reshape, _ops_core.Cast, _ops_numpy.Reshape,
+            _ops_numpy.Squeeze)
 
 
 def _probe(model: keras.Model) -> np.ndarray:
@@ -385,7 +388,7 @@ def output_info(model: keras.Model) -> OutputInfo:
                 return _opaque(model, operation, units)
             tensor = inner[index]
             continue
-        through = isinstance(operation, (*_THROUGH, _ops_core.Cast))
+        through = isinstance(operation, _THROUGH)
         name = _activation_name(operation)
         if isinstance(operation, keras.layers.Activation) and name == "linear":
             through = True

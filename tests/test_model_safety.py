@@ -156,12 +156,13 @@ def _head(form: str):
             "activation_layer": keras.layers.Activation("softmax"),
             "softmax_layer": keras.layers.Softmax(),
             "ops_softmax_then_cast": lambda t: keras.ops.cast(keras.ops.softmax(t), "float32"),
+            "softmax_then_reshape": lambda t: keras.layers.Reshape((CLASSES,))(keras.layers.Softmax()(t)),
         }[form](z)
     return keras.Model(inputs, out, name=form)
 
 
 SOFTMAX_FORMS = ["dense_softmax", "ops_softmax", "activations_softmax", "activation_layer", "softmax_layer",
-                 "ops_softmax_then_cast"]
+                 "ops_softmax_then_cast", "softmax_then_reshape"]
 
 
 @pytest.fixture(scope="module")
