@@ -318,7 +318,9 @@ def run_explain(args: argparse.Namespace) -> int:
 def run_layers(args: argparse.Namespace) -> int:
     """``camtutor layers MODEL``: the feature-map layers with output shapes; default, CAM and 1x1 layers marked."""
     from camtutor.errors import CamTutorError
-    from camtutor.layers import conv_layers, default_layer, find_layer, gap_dense_head, is_spatial, layer_name, output_info
+    from camtutor.layers import (
+        conv_layers, default_layer, find_layer, gap_dense_head, is_spatial, layer_name, output_info,
+    )
     from camtutor.loading import load_model
 
     model = load_model(args.model)

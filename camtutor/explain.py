@@ -221,8 +221,10 @@ class _Explainer:
                     if target is None:
                         y = class_score(scores, class_indices)
                     else:
-                        y = surgery.check_target_output(target(scores), scores, target)
-                        tf.debugging.assert_equal(tf.shape(y), tf.shape(scores)[:1], message=surgery.TARGET_SHAPE_MESSAGE)
+                        y = surgery.target_scores(target, scores)
+                        tf.debugging.assert_equal(
+                            tf.shape(y), tf.shape(scores)[:1], message=surgery.TARGET_SHAPE_MESSAGE
+                        )
                 gradients = tape.gradient(y, activations)
                 return tf.cast(activations, tf.float32), tf.cast(gradients, tf.float32), probabilities
 

@@ -268,10 +268,6 @@ def default_layer(model: keras.Model) -> keras.layers.Layer:
     return spatial[-1]
 
 
-def _producer(tensor) -> keras.layers.Layer:
-    return tensor._keras_history.operation
-
-
 def _innermost(tensor) -> tuple:
     """(leaf operation, tensor) that computes ``tensor``, following it into nested (functional) models."""
     while True:

@@ -161,9 +161,20 @@ def run(function: Callable, *args):
         raise
 
 
-def check_target_output(y, scores: tf.Tensor, target: Callable) -> tf.Tensor:
-    """At trace time: a target's output must be (B,), one score per image; raise TargetError otherwise."""
+def target_scores(target: Callable, scores: tf.Tensor) -> tf.Tensor:
+    """At trace time: ``target(scores)`` checked to be (B,), one score per image; TargetError otherwise
+    (also when the target itself fails, e.g. indexes a class the model does not have)."""
     name = getattr(target, "__name__", type(target).__name__)
+    try:
+        y = target(scores)
+    except CamTutorError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the user's function: report it as a target problem
+        raise TargetError(
+            f"the target function {name!r} failed on scores of shape {tuple(scores.shape)} "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); it must map the scores "
+            "(B, C) to one score per image (B,), e.g. lambda s: s[:, c]"
+        ) from exc
     if not isinstance(y, (tf.Tensor, tf.Variable)) and not keras.ops.is_tensor(y):
         try:
             y = tf.convert_to_tensor(y)

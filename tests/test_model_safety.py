@@ -306,8 +306,8 @@ def test_a_popped_head_with_one_sigmoid_unit(images):
 def repeated_names():
     keras.utils.set_random_seed(8)
     inner_in = keras.Input((SIZE, SIZE, 3))
-    backbone = keras.Model(inner_in, keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(inner_in),
-                           name="backbone")
+    inner_conv = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")
+    backbone = keras.Model(inner_in, inner_conv(inner_in), name="backbone")
     inputs = keras.Input((SIZE, SIZE, 3))
     x = backbone(inputs)
     x = keras.layers.Conv2D(5, 3, strides=2, padding="same", activation="relu", name="conv")(x)
@@ -342,7 +342,7 @@ def test_a_name_that_is_not_a_feature_map_layer_says_what_it_is(repeated_names, 
         ct.grad_cam(repeated_names, images, 0, layer=name)
 
 
-# --------------------------------------------------------------------------- 6. surgery: exact, thread-safe, clear errors
+# --------------------------------------------------------------------------- 6. surgery: exact, thread-safe
 def test_an_instance_level_call_is_restored(images):
     model = _head("dense_softmax")
     feat = model.get_layer("feat")
@@ -444,6 +444,11 @@ def test_a_shared_layer_is_a_layer_error_not_a_tensorflow_error(images):
 def test_a_target_of_the_wrong_shape_is_a_target_error(heads, images, target):
     with pytest.raises(ct.TargetError, match=r"one score per image \(B,\)"):
         ct.grad_cam(heads["dense_softmax"], images, target)
+
+
+def test_a_failing_target_function_is_a_target_error(heads, images):
+    with pytest.raises(ct.TargetError, match="target function"):
+        ct.grad_cam(heads["dense_softmax"], images, lambda s: s[:, CLASSES + 5])
 
 
 # --------------------------------------------------------------------------- 7. mixed precision
