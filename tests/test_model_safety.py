@@ -238,6 +238,23 @@ def test_softmax_inside_a_nested_subclassed_model(images):
     np.testing.assert_allclose(ct.class_probabilities(model, images), model.predict(images, verbose=0), atol=1e-6)
 
 
+def test_a_subclassed_model_is_refused_with_the_fix(images):
+    class Net(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.conv = keras.layers.Conv2D(4, 3)
+            self.pool = keras.layers.GlobalAveragePooling2D()
+            self.dense = keras.layers.Dense(CLASSES)
+
+        def call(self, x):
+            return keras.ops.softmax(self.dense(self.pool(self.conv(x))))
+
+    model = Net()
+    model(images)  # built: it has weights, but no layer graph
+    with pytest.raises(ct.ModelError, match="subclassed.*Functional API"):
+        ct.grad_cam(model, images, 0)
+
+
 # --------------------------------------------------------------------------- 3. one unit, no activation
 def test_one_unit_without_activation_is_a_binary_logit(images):
     keras.utils.set_random_seed(6)
