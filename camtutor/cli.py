@@ -316,36 +316,48 @@ def run_explain(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- layers, models
 def run_layers(args: argparse.Namespace) -> int:
-    """``camtutor layers MODEL``: the feature-map layers with output shapes; default and CAM layer marked."""
+    """``camtutor layers MODEL``: the feature-map layers with output shapes; default, CAM and 1x1 layers marked."""
     from camtutor.errors import CamTutorError
-    from camtutor.layers import conv_layers, find_layer, gap_dense_head, output_info
+    from camtutor.layers import (
+        conv_layers, default_layer, find_layer, gap_dense_head, is_spatial, layer_name, output_info,
+    )
     from camtutor.loading import load_model
 
     model = load_model(args.model)
     info = output_info(model)
     names = conv_layers(model)
     try:
-        cam_layer = gap_dense_head(model).feature_layer.name
+        cam_layer = layer_name(model, gap_dense_head(model).feature_layer)
     except CamTutorError:
         cam_layer = None
-    kind = "one sigmoid unit = 2 classes" if info.binary else f"{info.num_classes} classes"
+    kind = "one output unit = 2 classes" if info.binary else f"{info.num_classes} classes"
+    hidden = "" if info.logits_reachable else f" (inside {info.source}: use score='probability')"
     print(
         f"model {model.name!r}: input {tuple(model.inputs[0].shape)} -> output {tuple(model.outputs[0].shape)}, "
-        f"{info.activation}, {kind}"
+        f"{info.activation}{hidden}, {kind}"
     )
     if not names:
         print("no feature-map layers: camtutor needs a conv net with (B, H, W, K) layer outputs")
         return EXIT_OK
+    try:
+        default = layer_name(model, default_layer(model))
+    except CamTutorError:
+        default = None
     print("feature-map layers, input to output (pass one to --layer):")
     width = max(len(name) for name in names)
     for name in names:
+        layer = find_layer(model, name)
         notes = []
-        if name == names[-1]:
+        if name == default:
             notes.append("default")
         if name == cam_layer:
             notes.append("CAM layer (feeds GAP -> Dense)")
-        shape = str(tuple(find_layer(model, name).output.shape))
+        if not is_spatial(layer):
+            notes.append("1x1: no spatial map")
+        shape = str(tuple(layer.output.shape))
         print(f"  {name:<{width}}  {shape:<22}{'  ' + ', '.join(notes) if notes else ''}".rstrip())
+    if default is None:
+        print("every feature map is 1x1: no layer gives a spatial map; build the model with a larger input size")
     if cam_layer is None:
         print("no GlobalAveragePooling2D -> Dense head: use --method gradcam or hirescam (CAM is undefined)")
     return EXIT_OK

@@ -16,89 +16,72 @@ the layer's resolution: use :func:`camtutor.upsample` and
 The feature maps are captured by wrapping the chosen layer's ``call`` during
 tracing only, which works for Sequential, Functional and nested models alike.
 For ``score="logit"`` the final softmax/sigmoid is bypassed during tracing in
-the same way. The user's model is left exactly as it was.
+the same way (:mod:`camtutor.surgery`: thread-safe, and the model is left
+exactly as it was). The model's output is read in one place, :func:`read_scores`.
+Mixed-precision models are explained in float32 (activations and gradients are cast).
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import inspect
+import warnings
 import weakref
-from typing import Callable, Iterator
+from typing import Callable
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from camtutor import maths
-from camtutor.errors import CamTutorError, LayerError, TargetError
+from camtutor import maths, surgery
+from camtutor.errors import CamTutorError, LayerError, ModelError, TargetError
 from camtutor.inputs import check_images
-from camtutor.layers import GapHead, OutputInfo, check_model, default_layer, find_layer, gap_dense_head, output_info
+from camtutor.layers import (
+    GapHead,
+    OutputInfo,
+    check_model,
+    default_layer,
+    find_layer,
+    gap_dense_head,
+    is_spatial,
+    layer_name,
+    output_info,
+)
 from camtutor.targets import ClassIndex, class_score, resolve_class_indices
 
 SCORES = ("logit", "probability")
 _MAX_CUSTOM_TARGETS = 16
 
 
-# --------------------------------------------------------------------------- tracing-time hooks
-class _Capture:
-    """Collects the tensors a layer produced (or received) while a model runs under tracing."""
+def read_scores(info: OutputInfo, raw, pre_activation: bool) -> tuple[tf.Tensor | None, tf.Tensor]:
+    """The one place that reads a model's output: raw output (B, U) -> (logits (B, C) or None, probabilities (B, C)).
 
-    def __init__(self) -> None:
-        self.tensors: list[tf.Tensor] = []
+    ``pre_activation`` says whether ``raw`` is the score before the final softmax/sigmoid (tracing with the
+    activation bypassed, or a model without one) or the model's usual output. Computed in float32.
 
-    @property
-    def tensor(self) -> tf.Tensor:
-        if len(self.tensors) != 1:
-            raise LayerError(
-                f"the layer ran {len(self.tensors)} times in one forward pass; camtutor needs a layer used "
-                "exactly once (shared layers are ambiguous): choose another layer"
-            )
-        return self.tensors[0]
-
-
-@contextlib.contextmanager
-def _wrap_call(layer: keras.layers.Layer, wrapper: Callable) -> Iterator[None]:
-    """Temporarily replace ``layer.call`` by ``wrapper(original_call)``; always restores it."""
-    original = layer.call
-    object.__setattr__(layer, "call", functools.wraps(original)(wrapper(original)))
-    try:
-        yield
-    finally:
-        object.__delattr__(layer, "call")
-
-
-def _capture_output(layer: keras.layers.Layer, tape: tf.GradientTape | None, capture: _Capture):
-    def wrapper(original):
-        def call(*args, **kwargs):
-            out = original(*args, **kwargs)
-            if tape is not None:
-                tape.watch(out)
-            capture.tensors.append(out)
-            return out
-
-        return call
-
-    return _wrap_call(layer, wrapper)
+    * softmax: logits z, probabilities softmax(z) (or the output itself when it is already probabilities);
+    * one unit, sigmoid or no activation (a binary logit): class 1 scores z, class 0 scores -z,
+      probabilities (1 - sigmoid(z), sigmoid(z));
+    * several sigmoid units (multi-label): logits z, probabilities sigmoid(z), not normalised;
+    * no activation, several units: logits z, probabilities softmax(z).
+    Logits are None when the output is already squashed and the pre-activation score cannot be reached.
+    """
+    raw = tf.cast(raw, tf.float32)
+    squashed = info.activation in ("softmax", "sigmoid") and not pre_activation
+    if info.binary:
+        if squashed:
+            return None, tf.concat([1.0 - raw, raw], axis=-1)
+        p = tf.sigmoid(raw)
+        return tf.concat([-raw, raw], axis=-1), tf.concat([1.0 - p, p], axis=-1)
+    if squashed:
+        return None, raw
+    if info.activation == "sigmoid":
+        return raw, tf.sigmoid(raw)
+    return raw, tf.nn.softmax(raw, axis=-1)
 
 
-@contextlib.contextmanager
-def _without_final_activation(info: OutputInfo) -> Iterator[None]:
-    """Make the model return pre-activation scores while tracing (softmax/sigmoid bypassed)."""
-    layer = info.layer
-    if layer is None:
-        yield
-    elif isinstance(layer, (keras.layers.Softmax, keras.layers.Activation)):
-        with _wrap_call(layer, lambda original: (lambda inputs, *a, **k: inputs)):
-            yield
-    else:
-        saved = layer.activation
-        object.__setattr__(layer, "activation", keras.activations.linear)
-        try:
-            yield
-        finally:
-            object.__setattr__(layer, "activation", saved)
+def _graph_key(model: keras.Model) -> tuple:
+    """What determines the traced graph: the input/output tensors and the layer objects (compared by identity)."""
+    return (*model.inputs, *model.outputs, *model.layers)
 
 
 # --------------------------------------------------------------------------- compiled per model
@@ -123,16 +106,25 @@ def _compile(function: Callable, input_signature: list[tf.TensorSpec]) -> Callab
 
 
 class _Explainer:
-    """Everything camtutor compiles for one model, cached by (method, layer, options)."""
+    """Everything camtutor compiles for one model as it is now, cached by (method, layer object, options).
+
+    :func:`explainer` replaces it when the model's graph changes (``Sequential.pop()``/``add()``), so
+    class counts, layers and compiled functions always follow the model.
+    """
 
     def __init__(self, model: keras.Model) -> None:
         check_model(model)
         self._model_ref = weakref.ref(model)
+        self.graph_key = _graph_key(model)
         self.info = output_info(model)
         self.input_shape = tuple(model.inputs[0].shape)
         self._functions: dict[tuple, Callable] = {}
-        self._layers: dict[tuple, keras.layers.Layer] = {}
+        self._layers: dict[str | None, keras.layers.Layer] = {}
         self._gap_head: GapHead | CamTutorError | None = None
+
+    def is_current(self, model: keras.Model) -> bool:
+        key = _graph_key(model)
+        return len(key) == len(self.graph_key) and all(a is b for a, b in zip(key, self.graph_key))
 
     @property
     def model(self) -> keras.Model:
@@ -152,31 +144,56 @@ class _Explainer:
         return self._gap_head
 
     def layer(self, name: str | None) -> keras.layers.Layer:
-        """``find_layer``/``default_layer``, cached: the lookup walks every layer (about 1 ms on MobileNetV2)."""
+        """``find_layer``/``default_layer``, cached: the lookup walks every layer (about 1 ms on MobileNetV2).
+
+        An explicit 1x1 layer is allowed but warned about: its "map" is one value per image.
+        """
         if name is not None and not isinstance(name, str):  # let find_layer explain the mistake
             return find_layer(self.model, name)
-        key = (name, len(self.model.layers))  # a Sequential that gained or lost layers is looked up afresh
-        if key not in self._layers:
-            self._layers[key] = default_layer(self.model) if name is None else find_layer(self.model, name)
-        return self._layers[key]
+        if name not in self._layers:
+            self._layers[name] = default_layer(self.model) if name is None else find_layer(self.model, name)
+        layer = self._layers[name]
+        if name is not None and not is_spatial(layer):
+            warnings.warn(
+                f"layer {name!r} outputs a 1x1 feature map {tuple(layer.output.shape)}: the map is one value per "
+                f"image, nothing to localise; choose an earlier layer (the default is "
+                f"{layer_name(self.model, default_layer(self.model))!r})",
+                UserWarning,
+                stacklevel=4,
+            )
+        return layer
 
     # -- scores
-    def scores_and_probabilities(self, raw: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """Pre-activation model output -> (logits (B, C), probabilities (B, C))."""
-        if self.info.binary:
-            logits = tf.concat([-raw, raw], axis=-1)
-            p = tf.sigmoid(raw)
-            return logits, tf.concat([1.0 - p, p], axis=-1)
-        if self.info.activation == "sigmoid":
-            return raw, tf.sigmoid(raw)
-        return raw, tf.nn.softmax(raw, axis=-1)
+    def scores_and_probabilities(self, raw: tf.Tensor, pre_activation: bool = True):
+        """Model output -> (logits (B, C) or None, probabilities (B, C)); see :func:`read_scores`."""
+        return read_scores(self.info, raw, pre_activation)
+
+    @property
+    def _bypass(self) -> bool:
+        return self.info.layer is not None and self.info.bypass is not None
 
     def _forward(self, images: tf.Tensor, layer: keras.layers.Layer, tape: tf.GradientTape | None):
-        capture = _Capture()
-        with _capture_output(layer, tape, capture), _without_final_activation(self.info):
+        """-> (activations A (B, h, w, K) as computed, logits or None, probabilities float32), while tracing."""
+        with surgery.traced(layer, tape, self.info if self._bypass else None) as capture:
             raw = self.model(images, training=False)
-        logits, probabilities = self.scores_and_probabilities(raw)
-        return capture.tensor, logits, probabilities
+            activations = capture.tensor
+        logits, probabilities = read_scores(self.info, raw, pre_activation=self._bypass)
+        return activations, logits, probabilities
+
+    def _scores(self, logits, probabilities, score: str):
+        if score == "probability":
+            return probabilities
+        if logits is None:  # pragma: no cover - _prepare refuses this first
+            raise ModelError(self.no_logits_message())
+        return logits
+
+    def no_logits_message(self) -> str:
+        return (
+            f"model {self.model.name!r} outputs {self.info.activation} probabilities computed inside "
+            f"{self.info.source or 'a layer camtutor cannot see into'}, so the pre-activation score (logit) cannot "
+            "be reached; pass score='probability', or expose the logits (end the model with a Dense layer and a "
+            "separate keras.layers.Activation/Softmax, or keras.ops.softmax, in a Functional model)"
+        )
 
     def _signature(self, with_classes: bool) -> list[tf.TensorSpec]:
         spec = [tf.TensorSpec((None, *self.input_shape[1:]), tf.float32)]
@@ -194,24 +211,26 @@ class _Explainer:
 
     # -- compiled functions
     def gradient_function(self, layer: keras.layers.Layer, score: str, target: Callable | None) -> Callable:
-        """images, [classes] -> (A, dy/dA, probabilities), compiled once per (layer, score, target)."""
+        """images, [classes] -> (A, dy/dA, probabilities), float32, compiled once per (layer, score, target)."""
 
         def build() -> Callable:
             def activations_and_gradients(images, class_indices=None):
                 with tf.GradientTape(watch_accessed_variables=False) as tape:
                     activations, logits, probabilities = self._forward(images, layer, tape)
-                    scores = logits if score == "logit" else probabilities
-                    y = target(scores) if target is not None else class_score(scores, class_indices)
-                    if target is not None:
+                    scores = self._scores(logits, probabilities, score)
+                    if target is None:
+                        y = class_score(scores, class_indices)
+                    else:
+                        y = surgery.target_scores(target, scores)
                         tf.debugging.assert_equal(
-                            tf.shape(y), tf.shape(scores)[:1], message="a target function must return one score per image (B,)"
+                            tf.shape(y), tf.shape(scores)[:1], message=surgery.TARGET_SHAPE_MESSAGE
                         )
                 gradients = tape.gradient(y, activations)
-                return activations, gradients, probabilities
+                return tf.cast(activations, tf.float32), tf.cast(gradients, tf.float32), probabilities
 
             return _compile(activations_and_gradients, self._signature(target is None))
 
-        return self._cached(("gradients", layer.name, score, target), build)
+        return self._cached(("gradients", layer, score, target), build)
 
     def grad_cam_function(self, layer, score: str, weighting: str, relu: bool, target: Callable | None) -> Callable:
         """images, [classes] -> (maps (B, h, w), probabilities (B, C))."""
@@ -227,7 +246,7 @@ class _Explainer:
 
             return _compile(grad_cam_maps, self._signature(target is None))
 
-        return self._cached(("grad_cam", layer.name, score, weighting, relu, target), build)
+        return self._cached(("grad_cam", layer, score, weighting, relu, target), build)
 
     def grad_cam_all_classes_function(self, layer, score: str, weighting: str, relu: bool) -> Callable:
         """images -> (maps (B, C, h, w) for every class, probabilities (B, C)), one forward pass."""
@@ -237,24 +256,24 @@ class _Explainer:
             def all_class_maps(images):
                 with tf.GradientTape(watch_accessed_variables=False) as tape:
                     activations, logits, probabilities = self._forward(images, layer, tape)
-                    scores = logits if score == "logit" else probabilities
-                jacobian = tape.batch_jacobian(scores, activations)  # (B, C, h, w, K)
-                stacked = activations[:, None]  # (B, 1, h, w, K)
+                    scores = self._scores(logits, probabilities, score)
+                jacobian = tf.cast(tape.batch_jacobian(scores, activations), tf.float32)  # (B, C, h, w, K)
+                stacked = tf.cast(activations, tf.float32)[:, None]  # (B, 1, h, w, K)
                 maps = maths.weighted_channel_sum(stacked, rule(stacked, jacobian))
                 return (tf.nn.relu(maps) if relu else maps), probabilities
 
             return _compile(all_class_maps, self._signature(False))
 
-        return self._cached(("grad_cam_all", layer.name, score, weighting, relu), build)
+        return self._cached(("grad_cam_all", layer, score, weighting, relu), build)
 
     def cam_function(self) -> Callable:
-        """images -> (A (B, h, w, K), probabilities (B, C)) at the GAP input."""
+        """images -> (A (B, h, w, K) float32, probabilities (B, C)) at the GAP input."""
         head = self.gap_head()
 
         def build() -> Callable:
             def feature_maps(images):
                 activations, _, probabilities = self._forward(images, head.feature_layer, None)
-                return activations, probabilities
+                return tf.cast(activations, tf.float32), probabilities
 
             return _compile(feature_maps, self._signature(False))
 
@@ -265,11 +284,13 @@ _EXPLAINERS: "weakref.WeakKeyDictionary[keras.Model, _Explainer]" = weakref.Weak
 
 
 def explainer(model: keras.Model) -> _Explainer:
-    """The cached compiled functions for ``model`` (created on first use)."""
+    """The cached compiled functions for ``model`` as it is now (created on first use, and again whenever the
+    model's layers or output change)."""
     check_model(model)
-    if model not in _EXPLAINERS:
-        _EXPLAINERS[model] = _Explainer(model)
-    return _EXPLAINERS[model]
+    ex = _EXPLAINERS.get(model)
+    if ex is None or not ex.is_current(model):
+        ex = _EXPLAINERS[model] = _Explainer(model)
+    return ex
 
 
 # --------------------------------------------------------------------------- public API
@@ -284,6 +305,8 @@ def _prepare(model: keras.Model, images: object, score: str, weighting: str = "m
     if weighting not in maths.WEIGHTINGS:
         raise CamTutorError(f"weighting must be one of {sorted(maths.WEIGHTINGS)}, got {weighting!r}")
     ex = explainer(model)
+    if score == "logit" and not ex.info.logits_reachable:
+        raise ModelError(ex.no_logits_message())
     return ex, check_images(images, ex.input_shape)
 
 
@@ -296,7 +319,7 @@ def _targets(ex: _Explainer, images: np.ndarray, class_index: ClassIndex, class_
 
 def _run(function: Callable, images: np.ndarray, classes: np.ndarray | None):
     args = (images,) if classes is None else (images, classes)
-    return function(*args)
+    return surgery.run(function, *args)
 
 
 def gradients(
@@ -339,13 +362,16 @@ def grad_cam(
         images: float32 batch (B, H, W, C), preprocessed as the model expects.
         class_index: an int for all images, a sequence with one class per
             image, a class name list entry, or a callable target (B, C) -> (B,).
-        layer: a name from :func:`camtutor.conv_layers`; default the last one.
+        layer: a name from :func:`camtutor.conv_layers` (a bare name, or a path such as
+            "backbone/conv" when nesting repeats a name); default: the last feature map with more
+            than one position (h*w > 1) that the score depends on. A 1x1 layer warns.
         weighting: "mean" (Grad-CAM), "elementwise" (HiResCAM, gradient x
             activation), or another key of :data:`camtutor.maths.WEIGHTINGS`.
         relu: keep only positive evidence (True in the paper).
         score: "logit" differentiates the pre-softmax score (the model is not
             changed); "probability" the softmax output, as the original
-            one-hot target did.
+            one-hot target did. A softmax hidden inside a custom layer or a
+            subclassed model cannot be bypassed: "logit" then raises ModelError.
     """
     ex, images = _prepare(model, images, score, weighting)
     target_fn, classes = _targets(ex, images, class_index)
@@ -369,7 +395,8 @@ def grad_cam_all_classes(
     the cost of one call (one forward pass, a batched Jacobian of the scores).
     """
     ex, images = _prepare(model, images, score, weighting)
-    maps, probabilities = ex.grad_cam_all_classes_function(_layer(model, layer), score, weighting, bool(relu))(images)
+    function = ex.grad_cam_all_classes_function(_layer(model, layer), score, weighting, bool(relu))
+    maps, probabilities = _run(function, images, None)
     return maps.numpy(), probabilities.numpy()
 
 
@@ -380,7 +407,8 @@ def _prepare_cam(model: keras.Model, images: object, layer: str | None) -> tuple
     if layer is not None and find_layer(model, layer) is not head.feature_layer:
         raise LayerError(
             f"CAM is defined only at the feature map that feeds GlobalAveragePooling2D "
-            f"({head.feature_layer.name!r}); for layer {layer!r} use camtutor.grad_cam(..., layer={layer!r})"
+            f"({layer_name(model, head.feature_layer)!r}); for layer {layer!r} use "
+            f"camtutor.grad_cam(..., layer={layer!r})"
         )
     return ex, head, check_images(images, ex.input_shape)
 
@@ -390,7 +418,7 @@ def cam_all_classes(
 ) -> tuple[np.ndarray, np.ndarray]:
     """CAM for every class: (maps (B, C, h, w), probabilities (B, C)), from one forward pass."""
     ex, head, images = _prepare_cam(model, images, layer)
-    activations, probabilities = ex.cam_function()(images)
+    activations, probabilities = _run(ex.cam_function(), images, None)
     maps = np.einsum("bhwk,kc->bchw", activations.numpy(), head.kernel)
     return (np.maximum(maps, 0.0) if relu else maps), probabilities.numpy()
 
@@ -414,7 +442,7 @@ def cam(
     if callable(class_index):
         raise TargetError("CAM reads the Dense weights of one class per image; pass class indices, not a function")
     classes = resolve_class_indices(class_index, len(images), ex.info.num_classes)
-    activations, _ = ex.cam_function()(images)
+    activations, _ = _run(ex.cam_function(), images, None)
     weights = head.kernel.T[classes][:, None, None, :]  # (B, 1, 1, K)
     maps = maths.weighted_channel_sum(activations.numpy(), weights)
     return np.maximum(maps, 0.0) if relu else maps
@@ -424,13 +452,7 @@ def class_probabilities(model: keras.Model, images: np.ndarray) -> np.ndarray:
     """The model's class probabilities (B, C), computed the way camtutor reads the output (sigmoid -> 2 classes)."""
     ex = explainer(model)
     images = check_images(images, ex.input_shape)
-    raw = model(images, training=False)
-    if ex.info.activation == "linear":
-        return tf.nn.softmax(raw, axis=-1).numpy()
-    if ex.info.binary:
-        p = np.asarray(raw)
-        return np.concatenate([1.0 - p, p], axis=-1)
-    return np.asarray(raw)
+    return read_scores(ex.info, model(images, training=False), pre_activation=False)[1].numpy()
 
 
 METHODS = ("cam", "gradcam", "hirescam")

@@ -11,6 +11,9 @@ from typing import Iterator
 
 import keras
 import numpy as np
+from keras.src.ops import core as _ops_core
+from keras.src.ops import nn as _ops_nn
+from keras.src.ops import numpy as _ops_numpy
 
 from camtutor.errors import LayerError, ModelError
 
@@ -31,6 +34,12 @@ def check_model(model: object) -> keras.Model:
         inputs, outputs = model.inputs, model.outputs
     except (AttributeError, ValueError):
         inputs = outputs = None
+    if (not inputs or not outputs) and model.built and not isinstance(model, keras.Sequential):
+        raise ModelError(
+            f"model {model.name!r} is a subclassed keras.Model: it has no layer graph, so camtutor cannot reach "
+            "its feature maps or the score before its softmax; build the same layers with the Functional API "
+            "(inputs = keras.Input(shape); outputs = ...; keras.Model(inputs, outputs)) or keras.Sequential"
+        )
     if not inputs or not outputs:
         raise ModelError(
             f"model {model.name!r} is not built, so its layers have no shapes; give it an input, e.g. "
@@ -49,13 +58,32 @@ def check_model(model: object) -> keras.Model:
     return model
 
 
+def _entries(model: keras.Model, prefix: str = "") -> Iterator[tuple[str, keras.layers.Layer]]:
+    """(path, layer) for every layer in order, nested models included (their own entry first, then
+    their layers as "model/layer"). Paths are relative to ``model``."""
+    for layer in model.layers:
+        path = f"{prefix}{layer.name}"
+        yield path, layer
+        if isinstance(layer, keras.Model):
+            yield from _entries(layer, path + "/")
+
+
+def _leaf_entries(model: keras.Model) -> list[tuple[str, keras.layers.Layer]]:
+    """(path, layer) of the leaf layers (no containers, no InputLayer), each layer object once."""
+    seen: set[int] = set()
+    out = []
+    for path, layer in _entries(model):
+        if isinstance(layer, (keras.Model, keras.layers.InputLayer)) or id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        out.append((path, layer))
+    return out
+
+
 def _leaf_layers(model: keras.Model) -> Iterator[keras.layers.Layer]:
     """All layers in order, descending into nested models (the containers themselves are skipped)."""
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            yield from _leaf_layers(layer)
-        elif not isinstance(layer, keras.layers.InputLayer):
-            yield layer
+    for _, layer in _leaf_entries(model):
+        yield layer
 
 
 def _output_shape(layer: keras.layers.Layer) -> tuple | None:
@@ -65,56 +93,194 @@ def _output_shape(layer: keras.layers.Layer) -> tuple | None:
         return None
 
 
+def _is_feature_map(layer: keras.layers.Layer) -> bool:
+    shape = _output_shape(layer)
+    return shape is not None and len(shape) == 4
+
+
+def is_spatial(layer: keras.layers.Layer) -> bool:
+    """True when the layer's (B, h, w, K) output has more than one position (h*w > 1, or an unknown size).
+
+    A 1x1 feature map gives a "map" of one value per image: nothing to localise.
+    """
+    shape = _output_shape(layer)
+    if shape is None or len(shape) != 4:
+        return False
+    h, w = shape[1:3]
+    return h is None or w is None or h * w > 1
+
+
+def _names(model: keras.Model) -> dict[int, str]:
+    """id(layer) -> the name camtutor shows and accepts: the bare name when no other leaf layer shares it,
+    else the full path from the model, its name included ("outer/backbone/conv", "outer/conv")."""
+    entries = _leaf_entries(model)
+    counts: dict[str, int] = {}
+    for _, layer in entries:
+        counts[layer.name] = counts.get(layer.name, 0) + 1
+    return {id(layer): (layer.name if counts[layer.name] == 1 else f"{model.name}/{path}") for path, layer in entries}
+
+
+def layer_name(model: keras.Model, layer: keras.layers.Layer) -> str:
+    """The name that addresses ``layer`` in ``model`` without ambiguity (as listed by :func:`conv_layers`)."""
+    return _names(model).get(id(layer), layer.name)
+
+
 def conv_layers(model: keras.Model) -> list[str]:
     """Names of the layers whose output is a 4-D (B, H, W, K) feature map, from input to output.
 
-    Layers inside nested models (a keras.applications backbone, say) are listed by their own names.
+    Layers inside nested models (a keras.applications backbone, say) are listed by their own names;
+    a name that two layers share (an outer ``conv`` and a backbone's ``conv``) is listed as the full path
+    from the model for each of them, ``"outer/conv"`` and ``"outer/backbone/conv"``. Every entry is
+    accepted by ``layer=``.
+    1x1 feature maps are listed too (see :func:`is_spatial`): they give one value per image, not a map.
     """
     check_model(model)
-    return [layer.name for layer in _leaf_layers(model) if (shape := _output_shape(layer)) and len(shape) == 4]
+    names = _names(model)
+    return [names[id(layer)] for layer in _leaf_layers(model) if _is_feature_map(layer)]
+
+
+def _not_a_layer_hint(model: keras.Model, name: str, candidates: list[str]) -> str | None:
+    """A message for a name that exists but is not a leaf layer: the model's input or a nested model."""
+    for path, layer in _entries(model):
+        if name not in (path, layer.name, f"{model.name}/{path}"):
+            continue
+        if isinstance(layer, keras.layers.InputLayer):
+            return (
+                f"{name!r} is the model's input layer: it holds the images themselves, not feature maps the "
+                f"network computed; choose one of camtutor.conv_layers(model): {candidates}"
+            )
+        if isinstance(layer, keras.Model):
+            names = _names(model)
+            inner = [names[id(x)] for x in _leaf_layers(layer) if _is_feature_map(x) and id(x) in names]
+            last = f" its last feature map is {inner[-1]!r};" if inner else ""
+            return (
+                f"{name!r} is a nested model, not a layer; pass one of its layers instead:{last} "
+                f"feature-map layers: {candidates}"
+            )
+    return None
 
 
 def find_layer(model: keras.Model, name: str) -> keras.layers.Layer:
     """The feature-map layer called ``name``, searched in nested models too.
 
-    Raises :class:`LayerError` with the candidates when the name is unknown or
-    the layer's output is not a 4-D feature map.
+    ``name`` is a bare layer name when no other layer shares it, or a path: relative to the model
+    (``"backbone/conv"``) or from it, its name included (``"outer/backbone/conv"``, ``"outer/conv"``).
+    Raises :class:`LayerError` with the candidates when the name is unknown, ambiguous (the message lists
+    the paths), names the input or a nested model, or the layer's output is not a 4-D feature map.
     """
     candidates = conv_layers(model)
     if not isinstance(name, str):
         raise LayerError(f"layer must be a layer name (str), got {type(name).__name__}; choose one of {candidates}")
-    for layer in _leaf_layers(model):
-        if layer.name == name:
-            shape = _output_shape(layer)
-            if shape is None or len(shape) != 4:
-                raise LayerError(
-                    f"layer {name!r} outputs shape {shape}, not a (B, H, W, K) feature map; "
-                    f"choose one of camtutor.conv_layers(model): {candidates}"
-                )
-            return layer
+    entries = _leaf_entries(model)
+    if "/" in name:
+        relative = name[len(model.name) + 1:] if name.startswith(f"{model.name}/") else None
+        matches = [layer for path, layer in entries if path == name]
+        matches = matches or [layer for path, layer in entries if path == relative]
+    else:
+        matches = [layer for _, layer in entries if layer.name == name]
+    if len(matches) > 1:
+        paths = [f"{model.name}/{path}" for path, layer in entries if any(layer is m for m in matches)]
+        raise LayerError(
+            f"{len(matches)} layers of model {model.name!r} are called {name!r}: {paths}; pass the path of "
+            f"the one you mean, e.g. layer={paths[-1]!r}"
+        )
+    if matches:
+        layer = matches[0]
+        shape = _output_shape(layer)
+        if shape is None or len(shape) != 4:
+            raise LayerError(
+                f"layer {name!r} outputs shape {shape}, not a (B, H, W, K) feature map; "
+                f"choose one of camtutor.conv_layers(model): {candidates}"
+            )
+        return layer
+    hint = _not_a_layer_hint(model, name, candidates)
+    if hint:
+        raise LayerError(hint)
     close = difflib.get_close_matches(name, candidates, n=3)
     hint = f" Did you mean {close}?" if close else ""
     raise LayerError(f"model {model.name!r} has no layer {name!r}.{hint} Feature-map layers: {candidates}")
 
 
+def _history(tensor) -> tuple:
+    history = tensor._keras_history
+    return history.operation, history.node_index, history.tensor_index
+
+
+def _inputs_of(operation, node_index: int) -> list:
+    return list(operation._inbound_nodes[node_index].input_tensors)
+
+
+def _nested_outputs(model: keras.Model) -> list | None:
+    try:
+        outputs = model.outputs
+    except (AttributeError, ValueError):
+        return None
+    return list(outputs) if outputs else None
+
+
+def score_ancestors(model: keras.Model) -> set[int]:
+    """ids of the layers the model's output depends on (walking the graph back from the output)."""
+    seen: set[int] = set()
+    visited: set[int] = set()
+    stack = list(_nested_outputs(model) or [])
+    while stack:
+        tensor = stack.pop()
+        if id(tensor) in visited:
+            continue
+        visited.add(id(tensor))
+        try:
+            operation, node_index, tensor_index = _history(tensor)
+        except AttributeError:
+            continue
+        seen.add(id(operation))
+        if isinstance(operation, keras.Model):
+            inner = _nested_outputs(operation)
+            if inner is None:  # a subclassed model: its layers all count
+                seen.update(id(layer) for layer in _leaf_layers(operation))
+            else:
+                stack.append(inner[tensor_index])
+        try:
+            stack.extend(_inputs_of(operation, node_index))
+        except (AttributeError, IndexError):
+            pass
+    return seen
+
+
 def default_layer(model: keras.Model) -> keras.layers.Layer:
-    """The last feature-map layer, Grad-CAM's usual choice."""
-    candidates = conv_layers(model)
-    if not candidates:
+    """The last feature map with spatial extent (h*w > 1) that the class score depends on (Grad-CAM's usual choice).
+
+    A backbone that ends in a 1x1 map (MobileNet at 32x32, GAP with keepdims then a 1x1 conv) would give
+    one value per image there; the default is the last layer before that which still has a map.
+    """
+    check_model(model)
+    leaves = [layer for layer in _leaf_layers(model) if _is_feature_map(layer)]
+    if not leaves:
         raise LayerError(f"model {model.name!r} has no layer with a 4-D (B, H, W, K) output; CAM needs a conv net")
-    return find_layer(model, candidates[-1])
+    ancestors = score_ancestors(model)
+    used = [layer for layer in leaves if id(layer) in ancestors] or leaves
+    # a ZeroPadding2D output is its input plus a border of zeros: its grid is not the image's, skip it
+    spatial = [layer for layer in used if is_spatial(layer) and not isinstance(layer, keras.layers.ZeroPadding2D)]
+    if not spatial:
+        raise LayerError(
+            f"every feature map of model {model.name!r} that the output depends on is 1x1, so no layer gives a "
+            "spatial map; feed larger images (a model built with a larger input_shape)"
+        )
+    return spatial[-1]
 
 
-def _producer(tensor) -> keras.layers.Layer:
-    return tensor._keras_history.operation
+def _innermost(tensor) -> tuple:
+    """(leaf operation, tensor) that computes ``tensor``, following it into nested (functional) models."""
+    while True:
+        operation, _, index = _history(tensor)
+        inner = _nested_outputs(operation) if isinstance(operation, keras.Model) else None
+        if inner is None:
+            return operation, tensor
+        tensor = inner[index]
 
 
 def _innermost_producer(tensor) -> keras.layers.Layer:
     """The leaf layer that computes ``tensor``, looking inside nested models."""
-    layer = _producer(tensor)
-    while isinstance(layer, keras.Model):
-        layer = _producer(layer.outputs[0])
-    return layer
+    return _innermost(tensor)[0]
 
 
 @dataclass(frozen=True)
@@ -122,23 +288,34 @@ class OutputInfo:
     """How a model's output relates to class scores.
 
     ``activation`` is "softmax", "sigmoid" or "linear" (logits). ``layer`` is
-    the layer that applies it (None for "linear"). ``num_classes`` counts a
-    single sigmoid unit as two classes (0 = negative, 1 = positive).
+    the layer or operation that applies it (None for "linear", or when camtutor cannot reach inside it).
+    ``bypass`` says how the pre-activation score is reached while tracing: "call" (the operation returns
+    its input: an Activation or Softmax layer, ``keras.ops.softmax``/``sigmoid``), "activation" (the
+    layer's ``activation`` attribute: ``Dense(activation="softmax")``), or None (no activation, or one
+    hidden in a custom layer or subclassed model, where ``logits_reachable`` is False).
+    ``num_classes`` counts a single output unit as two classes (0 = negative, 1 = positive), whether it
+    is a sigmoid or a raw logit: class 1 scores z, class 0 scores -z.
     """
 
     activation: str
     layer: keras.layers.Layer | None
     num_units: int
     num_classes: int
+    bypass: str | None = None
+    logits_reachable: bool = True
+    source: str = ""
 
     @property
     def binary(self) -> bool:
-        return self.activation == "sigmoid" and self.num_units == 1
+        return self.activation in ("sigmoid", "linear") and self.num_units == 1
 
 
-def _activation_name(layer: keras.layers.Layer) -> str:
-    if isinstance(layer, keras.layers.Softmax):
+def _activation_name(layer) -> str:
+    """"softmax", "sigmoid", "linear" or another activation's name, read from the layer's type and attribute."""
+    if isinstance(layer, (keras.layers.Softmax, _ops_nn.Softmax)):
         return "softmax"
+    if isinstance(layer, _ops_nn.Sigmoid):
+        return "sigmoid"
     activation = getattr(layer, "activation", None)
     if activation is None:
         return "linear"
@@ -148,17 +325,90 @@ def _activation_name(layer: keras.layers.Layer) -> str:
         name = getattr(activation, "__name__", "")
     if isinstance(name, dict):
         name = name.get("config", name.get("class_name", ""))
-    return name if name in _SQUASHING else "linear"
+    return name if isinstance(name, str) and name else "other"
+
+
+def _is_builtin(operation) -> bool:
+    module = type(operation).__module__
+    return module.startswith("keras.") and not isinstance(operation, keras.layers.Lambda)
+
+
+# between the final activation and the output: they change neither the values nor their order along the class axis
+_THROUGH = (keras.layers.Dropout, keras.layers.Identity, keras.layers.GaussianNoise, keras.layers.GaussianDropout,
+            keras.layers.AlphaDropout, keras.layers.Flatten, keras.layers.Reshape, _ops_core.Cast, _ops_numpy.Reshape,
+            _ops_numpy.Squeeze)
+
+
+def _probe(model: keras.Model) -> np.ndarray:
+    """The model's outputs (3, C) float on three fixed probe batches of one image (zeros, uniform, normal x 3)."""
+    shape = tuple(d if d is not None else 32 for d in model.inputs[0].shape[1:])
+    rng = np.random.default_rng(0)
+    probes = np.stack([np.zeros(shape), rng.random(shape), 3.0 * rng.normal(size=shape)]).astype(np.float32)
+    return np.asarray(keras.ops.convert_to_numpy(model(probes, training=False)), dtype=np.float64)
+
+
+def _opaque(model: keras.Model, operation, units: int) -> OutputInfo:
+    """The output comes from a custom layer or a subclassed model: guess only to refuse, never to transform."""
+    kind = type(operation).__name__
+    source = f"{kind} {getattr(operation, 'name', '')!r}"
+    try:
+        out = _probe(model)
+    except Exception:  # noqa: BLE001 - a probe that fails tells nothing; treat the output as scores
+        out = None
+    classes = 2 if units == 1 else units
+    if out is not None and np.isfinite(out).all() and out.min() >= 0.0 and out.max() <= 1.0:
+        if units > 1 and np.allclose(out.sum(axis=1), 1.0, atol=1e-3):
+            return OutputInfo("softmax", None, units, units, None, False, source)
+        return OutputInfo("sigmoid", None, units, classes, None, False, source)
+    return OutputInfo("linear", None, units, classes, None, True, source)
 
 
 def output_info(model: keras.Model) -> OutputInfo:
-    """Read the model's final activation (softmax, sigmoid, or none) and its number of classes."""
+    """Read the model's final activation (softmax, sigmoid, or none) and its number of classes.
+
+    Walks the graph back from the output through pass-through layers (Dropout, a linear Activation, a cast),
+    into nested models, and recognises a softmax/sigmoid however it is written: ``Dense(activation=...)``,
+    ``Activation``, ``Softmax``, ``keras.ops.softmax``/``sigmoid`` or ``keras.activations.softmax``.
+    When the output comes from a custom layer or a subclassed model, the outputs of a probe batch decide:
+    rows of probabilities -> softmax (or sigmoid) with ``logits_reachable=False``; otherwise logits.
+    """
     check_model(model)
-    last = _innermost_producer(model.outputs[0])
-    activation = _activation_name(last)
     units = int(model.outputs[0].shape[-1])
-    classes = 2 if (activation == "sigmoid" and units == 1) else units
-    return OutputInfo(activation, last if activation in _SQUASHING else None, units, classes)
+    classes = 2 if units == 1 else units
+    tensor = model.outputs[0]
+    while True:
+        operation, node_index, index = _history(tensor)
+        if isinstance(operation, keras.Model):
+            inner = _nested_outputs(operation)
+            if inner is None:
+                return _opaque(model, operation, units)
+            tensor = inner[index]
+            continue
+        through = isinstance(operation, _THROUGH)
+        name = _activation_name(operation)
+        if isinstance(operation, keras.layers.Activation) and name == "linear":
+            through = True
+        if through:
+            inputs = _inputs_of(operation, node_index)
+            if len(inputs) != 1:
+                break
+            tensor = inputs[0]
+            continue
+        if not _is_builtin(operation):
+            return _opaque(model, operation, units)
+        if name in _SQUASHING:
+            by_call = isinstance(operation, (keras.layers.Activation, keras.layers.Softmax, _ops_nn.Softmax,
+                                             _ops_nn.Sigmoid))
+            source = f"{type(operation).__name__} {operation.name!r}"
+            if name == "softmax" and units == 1:
+                raise ModelError(
+                    f"model {model.name!r} ends with a softmax over one unit, which always outputs 1.0: every map "
+                    "would be zero. Use Dense(1, activation='sigmoid') for a binary classifier, or Dense(2) + softmax"
+                )
+            return OutputInfo(name, operation, units, classes if name == "sigmoid" else units,
+                              "call" if by_call else "activation", True, source)
+        break
+    return OutputInfo("linear", None, units, classes, None, True, f"{type(operation).__name__} {operation.name!r}")
 
 
 @dataclass(frozen=True)
@@ -184,25 +434,34 @@ class GapHead:
         return np.concatenate([-kernel, kernel], axis=1) if self.binary else kernel
 
 
-_PASS_THROUGH = (keras.layers.Dropout, keras.layers.Activation, keras.layers.Softmax, keras.layers.Identity)
+_PASS_THROUGH = (keras.layers.Dropout, keras.layers.Activation, keras.layers.Softmax, keras.layers.Identity,
+                 _ops_nn.Softmax, _ops_nn.Sigmoid, _ops_core.Cast)
+
+
+def _input_producer(operation, tensor=None):
+    """The leaf operation that computes the (single) input of ``operation`` (the node that made ``tensor``)."""
+    node_index = _history(tensor)[1] if tensor is not None else 0
+    inputs = _inputs_of(operation, node_index)
+    return _innermost(inputs[0]) if len(inputs) == 1 else (None, None)
 
 
 def gap_dense_head(model: keras.Model) -> GapHead:
     """Find the GAP -> Dense head at the end of ``model``, or raise :class:`ModelError` suggesting Grad-CAM.
 
-    Dropout and a separate softmax/sigmoid activation layer may stand between
+    Dropout and a separate softmax/sigmoid activation (layer or ``keras.ops``) may stand between
     them; anything else (Flatten, a hidden Dense) makes CAM undefined.
     """
     info = output_info(model)
     chain = []
-    layer = _innermost_producer(model.outputs[0])
+    layer, tensor = _innermost(model.outputs[0])
     while isinstance(layer, _PASS_THROUGH):
         chain.append(layer)
-        layer = _innermost_producer(layer.input)
-    dense = layer
-    pooling = _innermost_producer(dense.input) if isinstance(dense, keras.layers.Dense) else None
+        layer, tensor = _input_producer(layer, tensor)
+    dense, pooling = layer, None
+    if isinstance(dense, keras.layers.Dense):
+        pooling, tensor = _input_producer(dense, tensor)
     while pooling is not None and isinstance(pooling, _PASS_THROUGH):
-        pooling = _innermost_producer(pooling.input)
+        pooling, tensor = _input_producer(pooling, tensor)
     ok = (
         isinstance(dense, keras.layers.Dense)
         and isinstance(pooling, keras.layers.GlobalAveragePooling2D)
@@ -214,4 +473,5 @@ def gap_dense_head(model: keras.Model) -> GapHead:
             f"CAM needs a model that ends with GlobalAveragePooling2D -> Dense; model {model.name!r} ends with "
             f"{found}. Use camtutor.grad_cam(model, images, class_index), which works on any conv net"
         )
-    return GapHead(pooling, dense, _innermost_producer(pooling.input), info.binary)
+    feature, _ = _input_producer(pooling, tensor)
+    return GapHead(pooling, dense, feature, info.binary)

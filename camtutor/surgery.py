@@ -1,0 +1,194 @@
+"""Tracing-time surgery: capture a layer's output and bypass the final softmax/sigmoid, leaving the model as it was.
+
+While camtutor traces its ``tf.function`` it needs two things the model does not return: the feature maps
+``A`` of one layer, and (for ``score="logit"``) the score before the final activation. Both are obtained
+by replacing, for the duration of one forward pass, a layer's ``call`` (or a ``Dense``'s ``activation``)
+with a wrapper. The wrappers are safe:
+
+* they act only in the thread that installed them, and only while camtutor traces (a thread-local table
+  of hooks): another thread calling the model at the same time gets its normal output;
+* camtutor's own tracings are serialised by one lock, so two of them never patch the same layer at once;
+* whatever was there before is put back exactly, including a ``call`` set on the instance by someone else;
+* errors raised while tracing reach the user as :class:`camtutor.CamTutorError`, not as TensorFlow's
+  ``StagingError`` wrapping them (:func:`run`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import threading
+from typing import Callable, Iterator
+
+import keras
+import tensorflow as tf
+
+from camtutor.errors import CamTutorError, LayerError, TargetError
+from camtutor.layers import OutputInfo
+
+_LOCK = threading.RLock()
+_LOCAL = threading.local()  # .hooks: {id(layer): hook(original_call, *args, **kwargs)}; .bypass: {id(layer)}
+_MISSING = object()
+TARGET_SHAPE_MESSAGE = "a target function must return one score per image (B,)"
+
+
+def _hooks() -> dict:
+    return getattr(_LOCAL, "hooks", {})
+
+
+def _bypassed() -> set:
+    return getattr(_LOCAL, "bypass", set())
+
+
+class Capture:
+    """Collects the tensors a layer produced while a model runs under tracing."""
+
+    def __init__(self) -> None:
+        self.tensors: list[tf.Tensor] = []
+
+    @property
+    def tensor(self) -> tf.Tensor:
+        if len(self.tensors) != 1:
+            raise LayerError(
+                f"the layer ran {len(self.tensors)} times in one forward pass; camtutor needs a layer used "
+                "exactly once (shared layers are ambiguous): choose another layer"
+            )
+        return self.tensors[0]
+
+
+@contextlib.contextmanager
+def _patched(layer, attribute: str, replacement) -> Iterator[None]:
+    """Set ``layer.<attribute>`` on the instance; restore exactly what the instance had (or had not) after."""
+    previous = vars(layer).get(attribute, _MISSING)
+    object.__setattr__(layer, attribute, replacement)
+    try:
+        yield
+    finally:
+        if previous is _MISSING:
+            object.__delattr__(layer, attribute)
+        else:
+            object.__setattr__(layer, attribute, previous)
+
+
+def _call_wrapper(layer) -> Callable:
+    """``layer.call`` that defers to this thread's hook for ``layer`` if any, else runs the original."""
+    original = layer.call  # bound method, or the instance-level call someone set
+
+    def call(*args, **kwargs):
+        hook = _hooks().get(id(layer))
+        if hook is None:
+            return original(*args, **kwargs)
+        return hook(original, *args, **kwargs)
+
+    return functools.wraps(original)(call)
+
+
+def _activation_wrapper(layer) -> Callable:
+    """``layer.activation`` that is the identity in the tracing thread, the original everywhere else."""
+    original = layer.activation
+
+    def activation(x):
+        return x if id(layer) in _bypassed() else original(x)
+
+    return functools.wraps(original)(activation)
+
+
+def _identity_hook(original, inputs, *args, **kwargs):
+    return inputs
+
+
+@contextlib.contextmanager
+def traced(layer, tape: tf.GradientTape | None, info: OutputInfo | None) -> Iterator[Capture]:
+    """While the ``with`` block runs the model, capture ``layer``'s output (watched by ``tape``) and, when
+    ``info`` is given and reachable, return the pre-activation score instead of the final softmax/sigmoid.
+
+    Holds camtutor's tracing lock; the hooks act only in this thread.
+    """
+    capture = Capture()
+
+    def capture_hook(original, *args, **kwargs):
+        out = original(*args, **kwargs)
+        if tape is not None:
+            tape.watch(out)
+        capture.tensors.append(out)
+        return out
+
+    with _LOCK, contextlib.ExitStack() as stack:
+        hooks = {id(layer): capture_hook}
+        bypass: set[int] = set()
+        stack.enter_context(_patched(layer, "call", _call_wrapper(layer)))
+        final = info.layer if info is not None and info.bypass else None
+        if final is not None and info.bypass == "call":
+            stack.enter_context(_patched(final, "call", _call_wrapper(final)))
+            hooks[id(final)] = _identity_hook
+        elif final is not None:
+            stack.enter_context(_patched(final, "activation", _activation_wrapper(final)))
+            bypass.add(id(final))
+        previous = _hooks(), _bypassed()
+        _LOCAL.hooks, _LOCAL.bypass = {**previous[0], **hooks}, previous[1] | bypass
+        try:
+            yield capture
+        finally:
+            _LOCAL.hooks, _LOCAL.bypass = previous
+
+
+def _camtutor_error_in(exc: BaseException) -> CamTutorError | None:
+    """The CamTutorError that ``exc`` wraps (TensorFlow re-raises errors from tracing as StagingError)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, CamTutorError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def run(function: Callable, *args):
+    """Call a compiled camtutor function; errors from tracing come out as the CamTutorError they are."""
+    try:
+        return function(*args)
+    except CamTutorError:
+        raise
+    except Exception as exc:
+        found = _camtutor_error_in(exc)
+        if found is not None:
+            raise found.with_traceback(None) from None
+        if isinstance(exc, tf.errors.InvalidArgumentError) and TARGET_SHAPE_MESSAGE in str(exc):
+            raise TargetError(
+                f"{TARGET_SHAPE_MESSAGE}: the target returned a different number of scores than there are images; "
+                "return e.g. scores[:, c] or a difference of such columns"
+            ) from None
+        raise
+
+
+def target_scores(target: Callable, scores: tf.Tensor) -> tf.Tensor:
+    """At trace time: ``target(scores)`` checked to be (B,), one score per image; TargetError otherwise
+    (also when the target itself fails, e.g. indexes a class the model does not have)."""
+    name = getattr(target, "__name__", type(target).__name__)
+    try:
+        y = target(scores)
+    except CamTutorError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the user's function: report it as a target problem
+        raise TargetError(
+            f"the target function {name!r} failed on scores of shape {tuple(scores.shape)} "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); it must map the scores "
+            "(B, C) to one score per image (B,), e.g. lambda s: s[:, c]"
+        ) from exc
+    if not isinstance(y, (tf.Tensor, tf.Variable)) and not keras.ops.is_tensor(y):
+        try:
+            y = tf.convert_to_tensor(y)
+        except (TypeError, ValueError):
+            raise TargetError(
+                f"the target function {name!r} returned {type(y).__name__}, not a tensor of one score per image (B,)"
+            ) from None
+    shape = y.shape
+    batch = scores.shape[0]
+    if shape.rank != 1 or (shape[0] is not None and batch is None) or (
+        shape[0] is not None and batch is not None and shape[0] != batch
+    ):
+        raise TargetError(
+            f"the target function {name!r} returned shape {tuple(shape)} for scores of shape {tuple(scores.shape)}; "
+            f"{TARGET_SHAPE_MESSAGE}: return e.g. scores[:, c] (not scores[0] or a scalar)"
+        )
+    return tf.cast(y, tf.float32)
