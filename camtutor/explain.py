@@ -63,6 +63,7 @@ def read_scores(info: OutputInfo, raw, pre_activation: bool) -> tuple[tf.Tensor 
       probabilities (1 - sigmoid(z), sigmoid(z));
     * several sigmoid units (multi-label): logits z, probabilities sigmoid(z), not normalised;
     * no activation, several units: logits z, probabilities softmax(z).
+
     Logits are None when the output is already squashed and the pre-activation score cannot be reached.
     """
     raw = tf.cast(raw, tf.float32)
@@ -307,7 +308,7 @@ def _prepare(model: keras.Model, images: object, score: str, weighting: str = "m
     ex = explainer(model)
     if score == "logit" and not ex.info.logits_reachable:
         raise ModelError(ex.no_logits_message())
-    return ex, check_images(images, ex.input_shape)
+    return ex, check_images(images, ex.input_shape, model=ex.model)
 
 
 def _targets(ex: _Explainer, images: np.ndarray, class_index: ClassIndex, class_names=None):
@@ -410,7 +411,7 @@ def _prepare_cam(model: keras.Model, images: object, layer: str | None) -> tuple
             f"({layer_name(model, head.feature_layer)!r}); for layer {layer!r} use "
             f"camtutor.grad_cam(..., layer={layer!r})"
         )
-    return ex, head, check_images(images, ex.input_shape)
+    return ex, head, check_images(images, ex.input_shape, model=ex.model)
 
 
 def cam_all_classes(
@@ -451,7 +452,7 @@ def cam(
 def class_probabilities(model: keras.Model, images: np.ndarray) -> np.ndarray:
     """The model's class probabilities (B, C), computed the way camtutor reads the output (sigmoid -> 2 classes)."""
     ex = explainer(model)
-    images = check_images(images, ex.input_shape)
+    images = check_images(images, ex.input_shape, model=ex.model)
     return read_scores(ex.info, model(images, training=False), pre_activation=False)[1].numpy()
 
 

@@ -39,7 +39,7 @@ from camtutor.draw import check_alpha, colorize, overlay, to_uint8_rgb
 from camtutor.errors import CamTutorError, ImageError, ModelError
 from camtutor import inputs as _inputs
 from camtutor.inputs import check_images, resize_images
-from camtutor.layers import conv_layers, gap_dense_head
+from camtutor.layers import conv_layers, find_layer, gap_dense_head, is_spatial, layer_name
 
 # Calls go through the module so tests can count them (monkeypatch _explain.grad_cam_all_classes).
 from camtutor import explain as _explain  # noqa: E402
@@ -145,10 +145,16 @@ class Explorer:
         self.model = model
         self.input_size = _input_size(model)
         self.images = self._check_images(images)
-        self.layers = conv_layers(model)
+        # 1x1 feature maps give one value per image, not a map: the explorer offers only layers with a map.
+        self.layers = [name for name in conv_layers(model) if is_spatial(find_layer(model, name))]
         if not self.layers:
-            raise ModelError(f"model {model.name!r} has no layer with a (B, H, W, K) output; the explorer needs a conv net")
+            raise ModelError(
+                f"model {model.name!r} has no layer with a spatial (B, h, w, K) output (h*w > 1); the explorer "
+                "needs a conv net whose feature maps have more than one position"
+            )
         info = _explain.explainer(model).info
+        # A softmax hidden inside a custom layer leaves no pre-activation score: explain the probability then.
+        self.score = "logit" if info.logits_reachable else "probability"
         if class_names is None:
             class_names = [f"class {i}" for i in range(info.num_classes)]
         if len(class_names) != info.num_classes:
@@ -157,7 +163,7 @@ class Explorer:
             )
         self.class_names = [str(name) for name in class_names]
         try:
-            self.cam_layer: str | None = gap_dense_head(model).feature_layer.name
+            self.cam_layer: str | None = layer_name(model, gap_dense_head(model).feature_layer)
             self.cam_note = ""
         except ModelError as error:
             self.cam_layer = None
@@ -275,7 +281,7 @@ class Explorer:
                     maps, probabilities = _explain.cam_all_classes(self.model, self.images, layer=layer, relu=False)
                 else:
                     maps, probabilities = _explain.grad_cam_all_classes(
-                        self.model, self.images, layer=layer, weighting=_WEIGHTING[method], relu=False
+                        self.model, self.images, layer=layer, weighting=_WEIGHTING[method], relu=False, score=self.score
                     )
             self._cache[key] = (np.asarray(maps, dtype=np.float32), np.asarray(probabilities, dtype=np.float32))
         return self._cache[key]
