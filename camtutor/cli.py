@@ -258,31 +258,16 @@ def _output_paths(paths: Sequence[Path], out: Path, method: str) -> list[Path]:
     """OUT/<stem>_<method>.png, one per input, distinct ignoring case, and never one of the inputs.
 
     a/cat.png, b/Cat.png -> cat_gradcam.png, Cat-2_gradcam.png. A name that is one of the inputs
-    (``explain out/*.png --out out/``), by path or by inode, takes the next free -2, -3... suffix.
+    (``explain out/*.png --out out/``; symlinks resolved) takes the next free -2, -3... suffix.
     """
     inputs = {_identity(path) for path in paths}
-    inodes = set()
-    for path in paths:
-        with contextlib.suppress(OSError):
-            info = path.stat()
-            inodes.add((info.st_dev, info.st_ino))
-
-    def is_input(candidate: Path) -> bool:
-        if _identity(candidate) in inputs:
-            return True
-        try:
-            info = candidate.stat()
-        except OSError:
-            return False
-        return (info.st_dev, info.st_ino) in inodes
-
     taken: set[str] = set()
     result = []
     for path in paths:
         stem = path.stem or "image"
         for k in itertools.count(1):
             name = f"{stem}{'' if k == 1 else f'-{k}'}_{method}.png"
-            if name.casefold() not in taken and not is_input(out / name):
+            if name.casefold() not in taken and _identity(out / name) not in inputs:
                 break
         taken.add(name.casefold())
         result.append(out / name)
@@ -425,8 +410,6 @@ def _plan(args: argparse.Namespace) -> _Plan:
     _check_image_files(paths)
     target = _parse_target(args.target, len(paths))
     out = Path(args.out).expanduser()
-    if out.exists() and not out.is_dir():
-        raise CamTutorError(f"--out '{out}' is a file, not a folder; pass a folder name")
     created = _make_out_folder(out)
     try:
         outputs = _output_paths(paths, out, args.method)
@@ -517,14 +500,14 @@ def run_explain(args: argparse.Namespace) -> int:
     written: list[tuple[Path, Path]] = []  # (temporary file, final name)
     try:
         for batch in _batches(plan):
-            originals = [load_image(path) for path in plan.paths[batch]]
-            images = _load_batch(originals, plan.model, args.preprocess)
+            images = _load_batch(plan.paths[batch], plan.model, args.preprocess)
             probabilities = class_probabilities(plan.model, images)
             classes = probabilities.argmax(axis=1).astype(np.int32) if plan.classes is None else plan.classes[batch]
             maps = heatmap(plan.model, images, classes, method=args.method, layer=args.layer)
             for j, i in enumerate(range(n)[batch]):
                 output = plan.outputs[i]
-                picture = overlay(originals[j], maps[j], alpha=args.alpha)  # drawn at the image's own size
+                # drawn on the image read again at its own size: one full-size photo in memory at a time
+                picture = overlay(load_image(plan.paths[i]), maps[j], alpha=args.alpha)
                 written.append((_write_temporary(output, picture), output))
                 top = np.argsort(-probabilities[j], kind="stable")[: args.top]
                 ranked = " | ".join(f"{_class_label(int(c), plan.class_names)} {probabilities[j, c]:.3f}" for c in top)
@@ -675,8 +658,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:  # --help (0) or a usage error (2, already printed)
         return int(exit_.code or 0)
-    if getattr(args, "run", None) is None:
+    if getattr(args, "run", None) is None:  # bare 'camtutor': the help, and why it did nothing
         build_parser().print_help()
+        sys.stderr.write("camtutor: error: no command given; choose one of explain, layers, models\n")
         return EXIT_USAGE
     from camtutor.errors import CamTutorError
 

@@ -12,11 +12,12 @@ refused at once, never read), its zip entries must declare sane sizes (no zip bo
 its ``config.json`` (read with a size bound) must not declare more than the budgets below:
 
 * :data:`MAX_CONFIG_BYTES` for ``config.json``, :data:`MAX_ARCHIVE_BYTES` for all entries;
-* :data:`MAX_TENSOR_VALUES` values per image in any declared tensor shape (inputs and those between layers), :data:`MAX_SIDE`
-  for any one declared side, kernel, pool, stride or upsampling size;
+* :data:`MAX_TENSOR_VALUES` values per image in any declared tensor shape (inputs, and the shapes
+  recorded between layers), :data:`MAX_SIDE` for any one declared side, kernel, pool, stride,
+  padding or upsampling size;
 * :data:`MAX_PARAMETERS` parameters, counted from below from the declared layer sizes
   (Dense ``units``, Conv ``filters`` x kernel area, Embedding ``input_dim x output_dim``...),
-  and never more parameters than the weights file has bytes.
+  and never more than 4 parameters per byte of the weights file (float32 takes 4 bytes each).
 
 ``preprocess`` maps camtutor's image convention (RGB float32 in [0, 1]) to
 what a ``keras.applications`` model expects: its ``preprocess_input`` applied
@@ -30,12 +31,10 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import io
 import json
 import math
 import os
 import stat
-import sys
 import warnings
 import zipfile
 from pathlib import Path
@@ -50,7 +49,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "PREPROCESSING", "load_model", "model_class_names", "preprocess", "is_model_path", "check_keras_archive",
-    "MAX_CONFIG_BYTES", "MAX_ARCHIVE_BYTES", "MAX_PARAMETERS", "MAX_TENSOR_VALUES", "MAX_SIDE",
+    "check_model_config", "special_file_kind",
+    "MAX_CONFIG_BYTES", "MAX_ARCHIVE_BYTES", "MAX_PARAMETERS", "MAX_TENSOR_VALUES", "MAX_SIDE", "MAX_ENTRIES",
 ]
 
 _SAVE_FIX = "load it in your own (trusted) Python code and save it with model.save('model.keras')"
@@ -207,22 +207,48 @@ _SHAPE_KEYS = ("batch_shape", "batch_input_shape", "input_shape", "shape", "targ
 _SIDE_KEYS = ("kernel_size", "pool_size", "strides", "size", "dilation_rate", "padding", "cropping")
 
 
-def _lower_bound_parameters(config: dict, shown: str) -> int:
-    """Fewest parameters a layer config implies (its input width is taken as 1): a lower bound, never a guess."""
+def _input_width(node: dict, shown: str) -> int:
+    """The last dimension of a layer's input, as recorded in the file (build_config, or the tensor
+    shapes of its inbound nodes); 1 when the file does not say."""
+    build = node.get("build_config")
+    sources = [build.get("input_shape")] if isinstance(build, dict) else []
+    sources += [tensor["config"].get("shape") for tensor in _nodes(node.get("inbound_nodes"))
+                if tensor.get("class_name") == "__keras_tensor__"]
+    for source in sources:
+        for shape in _shapes(source):
+            width = _count(shape[-1], shown, "input shape") if shape else None
+            if width is not None and width > 0:
+                return width
+    return 1
+
+
+def _lower_bound_parameters(node: dict, shown: str) -> int:
+    """Fewest parameters a layer's config implies (weights only, no bias): a lower bound, never a guess.
+
+    Dense: units x input width; Conv: filters x kernel area x input channels / groups; DepthwiseConv:
+    depth_multiplier x kernel area x input channels; SeparableConv: depth_multiplier x input channels x
+    (kernel area + filters); Embedding: input_dim x output_dim;
+    MultiHeadAttention: num_heads x key_dim x input width. The input width comes from the shapes
+    recorded in the file (1 when none is recorded).
+    """
+    config = node["config"]
 
     def one(key: str) -> int | None:
         return _count(config.get(key), shown, key)
 
     kernel = math.prod(_counts(config.get("kernel_size", 1), shown, "kernel_size") or [1])
-    if one("filters") is not None:  # Conv*: filters x kernel area x input channels (+ bias)
-        return one("filters") * kernel
-    if one("depth_multiplier") is not None and "kernel_size" in config:  # DepthwiseConv*
-        return one("depth_multiplier") * kernel
     if one("input_dim") is not None and one("output_dim") is not None:  # Embedding
         return one("input_dim") * one("output_dim")
-    if one("num_heads") is not None and one("key_dim") is not None:  # MultiHeadAttention
-        return one("num_heads") * one("key_dim")
-    return one("units") or 0  # Dense, recurrent layers: units x input width (+ bias)
+    width = _input_width(node, shown)
+    if one("filters") is not None and one("depth_multiplier") is not None:  # SeparableConv: depthwise + 1x1
+        return one("depth_multiplier") * width * (kernel + one("filters"))
+    if one("filters") is not None:  # a grouped convolution sees input channels / groups per filter
+        return one("filters") * kernel * max(1, width // max(1, one("groups") or 1))
+    if one("depth_multiplier") is not None and "kernel_size" in config:
+        return one("depth_multiplier") * kernel * width
+    if one("num_heads") is not None and one("key_dim") is not None:
+        return one("num_heads") * one("key_dim") * width
+    return (one("units") or 0) * width  # Dense, recurrent layers
 
 
 def check_model_config(config: object, shown: str, weights_bytes: int | None = None) -> int:
@@ -231,8 +257,9 @@ def check_model_config(config: object, shown: str, weights_bytes: int | None = N
     Checks every declared tensor shape (inputs and the shapes recorded between layers) against
     :data:`MAX_TENSOR_VALUES` values per image and :data:`MAX_SIDE` per side, every kernel, pool, stride,
     padding and upsampling size against :data:`MAX_SIDE`, and the parameters implied by the layer
-    sizes (counted from below) against :data:`MAX_PARAMETERS` and ``weights_bytes`` (a parameter takes
-    at least one byte). Nothing is allocated.
+    sizes (counted from below) against :data:`MAX_PARAMETERS`, and against ``weights_bytes`` (refused
+    beyond 4 parameters per byte of the weights file, plus 2**20; float32 takes 4 bytes a parameter).
+    Nothing is allocated.
     """
     parameters = 0
     for node in _nodes(config):
@@ -257,7 +284,7 @@ def check_model_config(config: object, shown: str, weights_bytes: int | None = N
                     f"'{shown}' declares {key}={layer.get(key)} in {where}, larger than camtutor's budget of "
                     f"{MAX_SIDE}; refusing it before anything is allocated"
                 )
-        count = _lower_bound_parameters(layer, shown)
+        count = _lower_bound_parameters(node, shown)
         if count < 0:
             raise ModelError(f"'{shown}' declares a negative size in {where}; {_RESAVE}")
         parameters += count
@@ -266,10 +293,11 @@ def check_model_config(config: object, shown: str, weights_bytes: int | None = N
                 f"'{shown}' declares at least {parameters:,} parameters (up to {where}), more than camtutor's "
                 f"budget of {MAX_PARAMETERS:,}; refusing it before anything is allocated"
             )
-    if weights_bytes is not None and parameters > weights_bytes:
+    if weights_bytes is not None and parameters > 4 * weights_bytes + 2**20:
         raise ModelError(
             f"'{shown}' declares at least {parameters:,} parameters but its weights file holds only "
-            f"{weights_bytes:,} bytes: the file is inconsistent or hostile; {_RESAVE}"
+            f"{weights_bytes:,} bytes (Keras would allocate them before noticing): the file is inconsistent "
+            f"or hostile; {_RESAVE}"
         )
     return parameters
 
@@ -289,7 +317,8 @@ def check_keras_archive(path: str | Path) -> dict:
     """
     shown = str(path)
     try:
-        with open(path, "rb") as handle:
+        # O_NONBLOCK: should the path have become a FIFO since it was checked, opening it does not block
+        with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as handle:
             if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
                 raise ModelError(f"'{shown}' is not a regular file; pass the path of a .keras file")
             if not zipfile.is_zipfile(handle):
@@ -320,13 +349,17 @@ def check_keras_archive(path: str | Path) -> dict:
     except ModelError:
         raise
     except (OSError, EOFError, zipfile.BadZipFile, RuntimeError, NotImplementedError, ValueError) as exc:
-        raise ModelError(f"could not read '{shown}' as a zip archive ({type(exc).__name__}: {exc}); {_RESAVE}") from None
+        raise ModelError(
+            f"could not read '{shown}' as a zip archive ({type(exc).__name__}: {exc}); {_RESAVE}"
+        ) from None
     if len(raw) > MAX_CONFIG_BYTES:  # pragma: no cover - zipfile stops at the declared size
         raise ModelError(f"'{shown}' has a config.json larger than {MAX_CONFIG_BYTES:,} bytes; {_RESAVE}")
     try:
         config = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise ModelError(f"'{shown}' has a config.json that is not valid JSON ({type(exc).__name__}); {_RESAVE}") from None
+        raise ModelError(
+            f"'{shown}' has a config.json that is not valid JSON ({type(exc).__name__}); {_RESAVE}"
+        ) from None
     if not isinstance(config, dict):
         raise ModelError(f"'{shown}' has a config.json that is not a Keras model config; {_RESAVE}")
     kind = config.get("class_name")
