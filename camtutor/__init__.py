@@ -49,6 +49,10 @@ _LAZY_NAMES: dict[str, str] = {
     "Explorer": "widgets",
 }
 _LAZY_MODULES = ("data", "models", "widgets", "figures", "environment", "exercises", "loading", "train")
+#: Submodules reachable as attributes too (``ct.draw.colorize``), as when they were imported eagerly.
+_SUBMODULES = _LAZY_MODULES + (
+    "maths", "targets", "layers", "inputs", "explain", "draw", "localize", "methods", "cli", "notebooks",
+)
 
 __all__ = [
     "CamTutorError", "ImageError", "LayerError", "ModelError", "TargetError",
@@ -65,7 +69,7 @@ def __getattr__(name: str):
         value = getattr(importlib.import_module(f"camtutor.{_LAZY_NAMES[name]}"), name)
         globals()[name] = value  # later look-ups are plain attribute reads
         return value
-    if name in _LAZY_MODULES:
+    if name in _SUBMODULES:
         return importlib.import_module(f"camtutor.{name}")
     raise AttributeError(f"module 'camtutor' has no attribute {name!r}")
 

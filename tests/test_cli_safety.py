@@ -486,11 +486,12 @@ def test_help_is_quick():
 def test_import_camtutor_is_lazy_and_keeps_every_public_name():
     code = ("import os, sys, camtutor as ct; "
             "print('tensorflow' not in sys.modules, os.environ['TF_CPP_MIN_LOG_LEVEL'], "
-            "os.environ['TF_ENABLE_ONEDNN_OPTS'], ct.normalize.__module__, 'tensorflow' in sys.modules)")
+            "os.environ['TF_ENABLE_ONEDNN_OPTS'], ct.normalize.__module__, 'tensorflow' in sys.modules, "
+            "ct.draw.colorize.__module__)")
     env = {k: v for k, v in ENV.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS")}
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     # lazy; the variables are set before TensorFlow is imported (on first use of ct.normalize)
-    assert run.stdout.split() == ["True", "3", "0", "camtutor.maths", "True"], run.stdout + run.stderr
+    assert run.stdout.split() == ["True", "3", "0", "camtutor.maths", "True", "camtutor.draw"], run.stdout + run.stderr
     old_names = {  # __all__ at a59fc11, when every name was imported eagerly
         "CamTutorError", "ImageError", "LayerError", "ModelError", "TargetError", "WEIGHTINGS", "cam_weights",
         "elementwise_weights", "global_average_pooling", "mean_gradient_weights", "normalize", "relu", "upsample",
