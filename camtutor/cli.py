@@ -53,7 +53,8 @@ outputs:
   Cat-2_gradcam.png. An output never replaces one of this run's inputs (as in
   'camtutor explain out/*.png --out out/'): it takes the next free -2, -3... name.
   All or nothing: the overlays go to temporary files in OUT, renamed into place
-  only when every image succeeded; on any error no output file is left.
+  only when every image succeeded; on any error no output file is left. Images
+  go through in batches of {batch}: each line is printed as its batch is done.
 
 methods (--method):
 {methods}
@@ -122,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"write a heatmap overlay PNG for each image (to ./{DEFAULT_OUT}/ or --out) and print the top predictions",
         description="Write one heatmap overlay PNG per image and print the model's top predictions.",
         epilog=_EXPLAIN_EPILOG.format(
-            default_out=DEFAULT_OUT, methods=method_help(), preprocessing=_preprocessing_help()
+            default_out=DEFAULT_OUT, batch=BATCH_SIZE, methods=method_help(), preprocessing=_preprocessing_help()
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -400,7 +401,7 @@ def _load_batch(paths: Sequence[Path | str | np.ndarray], model, preprocessing: 
 
 def _plan(args: argparse.Namespace) -> _Plan:
     """Check everything before the first output file: cheap checks first (no TensorFlow), then the model's."""
-    from camtutor.errors import CamTutorError
+    from camtutor.errors import CamTutorError, TargetError
 
     if args.top < 1:
         raise CamTutorError(f"--top must be at least 1, got {args.top}")
@@ -408,6 +409,10 @@ def _plan(args: argparse.Namespace) -> _Plan:
         raise CamTutorError(f"--alpha must be in [0, 1], got {args.alpha}")
     paths = [Path(p).expanduser() for p in args.images]
     _check_image_files(paths)
+    if args.labels:  # a missing file or a FIFO is refused now, before TensorFlow starts
+        problem = _file_problem(Path(args.labels).expanduser(), "labels")
+        if problem is not None:
+            raise TargetError(problem)
     target = _parse_target(args.target, len(paths))
     out = Path(args.out).expanduser()
     created = _make_out_folder(out)
@@ -487,14 +492,13 @@ def run_explain(args: argparse.Namespace) -> int:
     The temporary files are renamed to their final names only when every image succeeded; on any
     error (or Ctrl-C) they are removed, as are the output folders this run created.
     """
-    from camtutor.data import load_image
-    from camtutor.draw import overlay
-    from camtutor.explain import class_probabilities, heatmap
-
     if args.model is None:
         print(_DEFAULT_MODEL_NOTE, flush=True)
         args.model = DEFAULT_MODEL
     plan = _plan(args)
+    from camtutor.data import load_image
+    from camtutor.draw import overlay
+    from camtutor.explain import class_probabilities, heatmap
     n = len(plan.paths)
     width = len(str(n))
     written: list[tuple[Path, Path]] = []  # (temporary file, final name)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 __all__ = ["METHODS", "METHOD_LABELS", "method_help"]
 
-#: method name -> one-line label (paper, and what weights the (B, H, W, K) feature maps A).
+#: method name -> one-line label (paper, and how the (B, H, W, K) feature maps are weighted).
 METHOD_LABELS: dict[str, str] = {
-    "cam": "CAM (Zhou et al. 2016): the GAP -> Dense weights w_k^c, no gradients; needs a GAP -> Dense head",
-    "gradcam": "Grad-CAM (Selvaraju et al. 2017): channel means of dS_c/dA, then ReLU",
-    "hirescam": "HiResCAM (Draelos & Carin 2020): dS_c/dA * A elementwise, summed over channels, then ReLU",
+    "cam": "CAM (Zhou et al. 2016): GAP -> Dense weights; needs a GAP -> Dense head",
+    "gradcam": "Grad-CAM (Selvaraju et al. 2017): channel means of the gradients",
+    "hirescam": "HiResCAM (Draelos & Carin 2020): gradients x activations, elementwise",
 }
 
 #: The method names, in the order they are listed: ("cam", "gradcam", "hirescam").
