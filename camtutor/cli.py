@@ -490,7 +490,9 @@ def run_explain(args: argparse.Namespace) -> int:
     """``camtutor explain``: check everything, then per batch: load, compute, write temporary files, report.
 
     The temporary files are renamed to their final names only when every image succeeded; on any
-    error (or Ctrl-C) they are removed, as are the output folders this run created.
+    error (or Ctrl-C) they are removed, as are the output folders this run created. (Only a failure
+    during the renaming itself, e.g. a folder made meanwhile at an output name by another program,
+    can leave the outputs renamed before it.)
     """
     if args.model is None:
         print(_DEFAULT_MODEL_NOTE, flush=True)
@@ -499,6 +501,7 @@ def run_explain(args: argparse.Namespace) -> int:
     from camtutor.data import load_image
     from camtutor.draw import overlay
     from camtutor.explain import class_probabilities, heatmap
+
     n = len(plan.paths)
     width = len(str(n))
     written: list[tuple[Path, Path]] = []  # (temporary file, final name)

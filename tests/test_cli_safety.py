@@ -370,8 +370,10 @@ def _explain(c, *extra, model="template", images=("image",)):
 
 
 BAD_INVOCATIONS = [
-    # (case, argv(ctx), fragment of the one line). Today: ³ and the two --out cases end "unexpected ...";
-    # FREE.KERAS-like raw Keras messages and the hostile files are covered above.
+    # (case, argv(ctx), fragment of the one line, any case). Today: ³ and the two --out cases end
+    # "unexpected ...", the empty item is taken for a class name, the subclassed model gets a fix that does not
+    # work, the Dense layer prints TensorFlow's OOM log lines, the zip bomb loads and exits 0, a bare
+    # 'camtutor' exits 2 without a word on stderr.
     ("--class=³ (a unicode superscript digit)", lambda c: _explain(c, "--class=³"), "'³'"),
     ("--class with an empty item", lambda c: _explain(c, "--class=0,,1"), "empty item"),
     ("--out under /proc", lambda c: _explain(c)[:-1] + ["/proc/camtutor-test/out"], "/proc/camtutor-test"),
@@ -380,7 +382,7 @@ BAD_INVOCATIONS = [
     ("a Dense layer of 10^9 units", lambda c: _explain(c, model="dense_1e9"), "parameters"),
     ("a zip bomb", lambda c: _explain(c, model="bomb"), "zip bomb"),
     ("/dev/null as the model", lambda c: _explain(c, model=os.devnull), "character device"),
-    ("a folder as an image", lambda c: ["explain", str(c.d), "--out", str(c.d / "never")], "folder"),
+    ("a folder as an image", lambda c: ["explain", str(c.d), "--out", str(c.d / "never")], "is a "),
     ("a missing image", lambda c: ["explain", str(c.d / "nope.png"), "--out", str(c.d / "never")], "no such image"),
     ("a text file as an image", lambda c: ["explain", str(c.files.a_file), "--out", str(c.d / "never")],
      "not an image"),
@@ -412,7 +414,7 @@ def test_bad_invocations_print_one_line_in_a_real_process(ctx, tmp_path):
     for (case, _, fragment), (code, err) in zip(BAD_INVOCATIONS, results):
         lines = err.splitlines()
         ok = (code in (1, 2) and len(lines) == 1 and lines[0].startswith("camtutor: error: ")
-              and "unexpected" not in err and "Traceback" not in err and fragment in err)
+              and "unexpected" not in err and "Traceback" not in err and fragment.lower() in err.lower())
         if not ok:
             failures.append(f"{case}: exit {code}, stderr {err!r}")
     assert not failures, "\n".join(failures)
