@@ -27,9 +27,10 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
-import numpy as np
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_MODEL = "shapes"
@@ -351,6 +352,7 @@ class _Plan:
 def _model_ready(image: np.ndarray, input_shape: tuple, preprocessing: str, source: object) -> np.ndarray:
     """RGB [0, 1] (H, W, 3) -> resized, channel-matched, preprocessed (h, w, c) float32."""
     import cv2
+    import numpy as np
 
     from camtutor.errors import ImageError
     from camtutor.inputs import resize_images
@@ -378,6 +380,8 @@ def _load_batch(paths: Sequence[Path | str | np.ndarray], model, preprocessing: 
     :data:`camtutor.loading.PREPROCESSING`) and converted to the model's 1 or 3 channels.
     A model with a free input size needs images of one size per batch (pass them one at a time).
     """
+    import numpy as np
+
     from camtutor.data import load_image
     from camtutor.errors import ImageError
 
@@ -428,6 +432,8 @@ def _plan(args: argparse.Namespace) -> _Plan:
 
 def _check_model(args: argparse.Namespace, target, n_images: int):
     """Load the model; check labels, --method cam, --layer and --class against it. -> (model, names, classes)."""
+    import numpy as np
+
     from camtutor.errors import ModelError, TargetError
     from camtutor.layers import find_layer, gap_dense_head, output_info
     from camtutor.loading import load_model, model_class_names
@@ -498,6 +504,8 @@ def run_explain(args: argparse.Namespace) -> int:
         print(_DEFAULT_MODEL_NOTE, flush=True)
         args.model = DEFAULT_MODEL
     plan = _plan(args)
+    import numpy as np
+
     from camtutor.data import load_image
     from camtutor.draw import overlay
     from camtutor.explain import class_probabilities, heatmap
@@ -673,7 +681,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     message = None
     with _stderr_silenced(enabled=not debug):
-        _quiet_opencv()
+        if args.command == "explain":  # the only command that reads images (importing OpenCV takes time)
+            _quiet_opencv()
         try:
             return args.run(args)
         except KeyboardInterrupt:

@@ -40,12 +40,11 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-import numpy as np
-
 from camtutor.errors import ImageError, ModelError
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
+    import numpy as np
 
 __all__ = [
     "PREPROCESSING", "load_model", "model_class_names", "preprocess", "is_model_path", "check_keras_archive",
@@ -483,6 +482,8 @@ def preprocess(images: np.ndarray, name: str = "none") -> np.ndarray:
     multiplies by 255; any other runs ``keras.applications.<name>.preprocess_input``
     on a 0-255 copy (Keras modifies float arrays in place, so the input is never touched).
     """
+    import numpy as np
+
     if name not in PREPROCESSING:
         raise ImageError(f"unknown preprocessing {name!r}; choose one of {', '.join(PREPROCESSING)}")
     arr = np.array(images, dtype=np.float32, copy=True)
