@@ -6,35 +6,59 @@
     camtutor layers my_model.keras
     camtutor models
 
-Everything is validated (images readable, model loadable, class and layer
-valid, CAM possible) before the first output file is written. Errors print one
-line ``camtutor: error: <message>`` on stderr and exit with a non-zero code
-(1 for bad input, 2 for a bad command line); ``--debug`` shows the traceback.
+Everything that can be checked cheaply is checked before TensorFlow starts (arguments, image
+files exist and have an image header, the output folder is writable, output names are distinct
+and replace no input); then the model, class, layer and method are checked; then the images are
+explained in batches of :data:`BATCH_SIZE`, each batch's overlays written to temporary files and
+reported at once, and every temporary file is renamed into place only when all images succeeded
+(all or nothing). Errors print one line ``camtutor: error: <message>`` on stderr and exit with a
+non-zero code (1 for bad input, 2 for a bad command line); ``--debug`` shows the traceback and
+TensorFlow's own log lines. ``--help``, ``models`` and argument errors never import TensorFlow.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 import os
+import stat
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
-import numpy as np
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_MODEL = "shapes"
 DEFAULT_OUT = "camtutor_out"
+#: Images loaded, explained and written per step: memory stays flat however many images are given.
 BATCH_SIZE = 16
+#: Largest --labels file read.
+MAX_LABELS_BYTES = 16 * 2**20
 
 _EXPLAIN_EPILOG = """\
 images:
   Any size and format OpenCV reads (PNG, JPEG, BMP, TIFF, WebP...). Each file is
   read as RGB float in [0, 1] (greyscale -> 3 channels, transparency over white),
   resized to the model's input size, then preprocessed with --preprocess.
-  The overlay is drawn on the original image, at its own size, and written as
-  OUT/<name>_<method>.png.
+
+outputs:
+  One overlay PNG per image, drawn on the original image at its own size, written
+  as OUT/<name>_<method>.png; OUT is --out, by default ./{default_out} (created if
+  needed). A file of that name from an earlier run is replaced. Names are kept
+  distinct ignoring case: a/cat.png and b/Cat.png give cat_gradcam.png and
+  Cat-2_gradcam.png. An output never replaces one of this run's inputs (as in
+  'camtutor explain out/*.png --out out/'): it takes the next free -2, -3... name.
+  All or nothing: the overlays go to temporary files in OUT, renamed into place
+  only when every image succeeded; on any error no output file is left. Images
+  go through in batches of {batch}: each line is printed as its batch is done.
+
+methods (--method):
+{methods}
 
 preprocessing (--preprocess NAME): for a keras.applications model, pass its module
 name: the [0, 1] image is multiplied by 255 and keras.applications.NAME.preprocess_input
@@ -48,10 +72,16 @@ class (--class):
   3,0,cat         one class per image, in the order of the images
 
 examples:
-  camtutor explain photo.jpg                                # bundled 'shapes' model
+  camtutor explain photo.jpg --model faces                 # bundled face / not-face model
   camtutor explain *.png --model faces --method cam --out maps/
   camtutor explain cat.jpg --model net.keras --preprocess mobilenet_v2 --layer out_relu
+  (without --model, the bundled 'shapes' model: it only knows circles, squares, triangles)
 """
+
+_DEFAULT_MODEL_NOTE = (
+    "note: no --model given, so this is the bundled 'shapes' model, which only knows circles, squares and "
+    "triangles; for your own photos pass --model faces (face / not face) or --model your_model.keras"
+)
 
 
 def _preprocessing_help() -> str:
@@ -64,22 +94,24 @@ class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line: ``camtutor: error: ...`` (exit code 2)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        message = " ".join(message.split())
         sys.stderr.write(f"camtutor: error: {message} (see: {self.prog} --help)\n")
         raise SystemExit(EXIT_USAGE)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``camtutor`` with its three subcommands."""
-    from camtutor.explain import METHODS
-    from camtutor.loading import PREPROCESSING
+    """The argument parser of ``camtutor`` with its three subcommands. Imports no TensorFlow."""
+    from camtutor.loading import PREPROCESSING  # TF-free: keras is imported only to load a model
+    from camtutor.methods import METHODS, method_help
 
     debug = _Parser(add_help=False)
-    debug.add_argument("--debug", action="store_true", help="show the Python traceback on errors")
+    debug.add_argument("--debug", action="store_true", help="show the Python traceback and TensorFlow's log on errors")
 
     parser = _Parser(
         prog="camtutor",
         description="Class activation maps (CAM, Grad-CAM, HiResCAM) for Keras image classifiers.",
-        epilog="Run 'camtutor COMMAND --help' for the options of each command. Exit status: 0 on success, "
+        epilog="Run 'camtutor COMMAND --help' for the options of each command. 'explain' writes its overlays to "
+        f"./{DEFAULT_OUT}/ unless you pass --out DIR. Exit status: 0 on success, "
         "1 when an input is refused (one line on stderr: 'camtutor: error: ...'; add --debug for the traceback), "
         "2 for a malformed command line.",
         parents=[debug],
@@ -89,23 +121,29 @@ def build_parser() -> argparse.ArgumentParser:
     explain = commands.add_parser(
         "explain",
         parents=[debug],
-        help="write a heatmap overlay PNG for each image and print the top predictions",
+        help=f"write a heatmap overlay PNG for each image (to ./{DEFAULT_OUT}/ or --out) and print the top predictions",
         description="Write one heatmap overlay PNG per image and print the model's top predictions.",
-        epilog=_EXPLAIN_EPILOG.format(preprocessing=_preprocessing_help()),
+        epilog=_EXPLAIN_EPILOG.format(
+            default_out=DEFAULT_OUT, batch=BATCH_SIZE, methods=method_help(), preprocessing=_preprocessing_help()
+        ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     explain.add_argument("images", nargs="+", metavar="IMAGE", help="image files to explain")
     explain.add_argument(
-        "--model", default=DEFAULT_MODEL, metavar="NAME|PATH.keras",
-        help=f"a bundled model name (see 'camtutor models') or a .keras file (default: {DEFAULT_MODEL})",
+        "--model", default=None, metavar="NAME|PATH.keras",
+        help=f"a bundled model name (see 'camtutor models') or a .keras file (default: {DEFAULT_MODEL}, "
+        "synthetic shapes only)",
     )
-    explain.add_argument("--method", default="gradcam", choices=METHODS, help="default: gradcam")
+    explain.add_argument("--method", default="gradcam", choices=METHODS, help="default: gradcam; see below")
     explain.add_argument(
         "--class", dest="target", default="top", metavar="INDEX|NAME|top",
         help="the class to explain: top, an index, a name, or a comma list with one per image (default: top)",
     )
     explain.add_argument("--layer", default=None, metavar="NAME", help="feature-map layer (default: the last one)")
-    explain.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"output folder (default: {DEFAULT_OUT})")
+    explain.add_argument(
+        "--out", default=DEFAULT_OUT, metavar="DIR",
+        help=f"output folder, created if needed (default: ./{DEFAULT_OUT}); see 'outputs' below",
+    )
     explain.add_argument(
         "--preprocess", default="none", choices=list(PREPROCESSING), metavar="NAME",
         help="how the model expects its pixels (default: none = RGB in [0, 1]); choices below",
@@ -130,23 +168,63 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# --------------------------------------------------------------------------- explain
-@dataclass
-class _Plan:
-    """Everything ``explain`` needs, validated before any file is written."""
+# --------------------------------------------------------------------------- cheap checks (no TensorFlow)
+def _file_problem(path: Path, what: str) -> str | None:
+    """Why ``path`` cannot be read as a ``what`` file (missing, a folder, a FIFO...), or None. Never opens it."""
+    from camtutor.loading import special_file_kind
 
-    model: object
-    paths: list[Path]
-    batch: list[np.ndarray]  # model-ready images (H, W, C), one per path
-    outputs: list[Path]
-    class_names: tuple[str, ...] | None
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return f"no such {what} file: '{path}'; check the path and the current working directory"
+    except OSError as exc:
+        return f"cannot read the {what} file '{path}': {exc.strerror or exc}"
+    if stat.S_ISDIR(info.st_mode):
+        return f"'{path}' is a folder, not a file; pass {what} files (e.g. folder/*.png, not folder)"
+    kind = special_file_kind(info.st_mode)
+    if kind is not None:
+        return f"'{path}' is {kind}, not a regular {what} file; pass a regular file"
+    if info.st_size == 0:
+        return f"'{path}' is an empty file (0 bytes); re-save or re-download it"
+    return None
+
+
+def _check_image_files(paths: Sequence[Path]) -> None:
+    """Every image path is an existing, regular, non-empty file with a header OpenCV can decode."""
+    import cv2
+
+    from camtutor.errors import ImageError
+
+    for path in paths:
+        problem = _file_problem(path, "image")
+        if problem is None:
+            try:
+                with open(path, "rb") as handle:
+                    handle.read(16)
+            except OSError as exc:
+                problem = f"cannot read the image file '{path}': {exc.strerror or exc}"
+            else:
+                if not cv2.haveImageReader(str(path)):
+                    problem = (
+                        f"'{path}' is not an image file OpenCV can read (unknown header); pass PNG, JPEG, BMP, TIFF, "
+                        "WebP... files"
+                    )
+        if problem is not None:
+            raise ImageError(problem)
 
 
 def _read_labels(path: str, num_classes: int) -> tuple[str, ...]:
+    """One class name per non-blank line, UTF-8 (a byte-order mark is ignored); exactly ``num_classes`` of them."""
     from camtutor.errors import TargetError
 
+    file = Path(path).expanduser()
+    problem = _file_problem(file, "labels")
+    if problem is None and file.stat().st_size > MAX_LABELS_BYTES:
+        problem = f"the labels file '{path}' is larger than {MAX_LABELS_BYTES:,} bytes; pass one name per line"
+    if problem is not None:
+        raise TargetError(problem)
     try:
-        lines = Path(path).expanduser().read_text(encoding="utf-8").splitlines()
+        lines = file.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise TargetError(f"could not read the labels file '{path}': {exc}; pass a UTF-8 text file") from None
     names = tuple(line.strip() for line in lines if line.strip())
@@ -158,9 +236,123 @@ def _read_labels(path: str, num_classes: int) -> tuple[str, ...]:
     return names
 
 
-def _model_ready(image: np.ndarray, input_shape: tuple, preprocessing: str, source: Path) -> np.ndarray:
+def _parse_target(text: str, n_images: int):
+    """'top' -> None; '3' -> 3; 'cat' -> 'cat'; '3,0,cat' -> [3, 0, 'cat']. Only ASCII digits make an index."""
+    from camtutor.errors import TargetError
+
+    items = [item.strip() for item in text.split(",")]
+    if any(not item for item in items):
+        raise TargetError(f"--class {text!r} has an empty item; pass top, an index, a name or a comma list")
+    values: list[int | str] = [
+        int(item) if item.isascii() and item.lstrip("-").isdigit() else item for item in items
+    ]
+    if values == ["top"]:
+        return None
+    return values[0] if len(values) == 1 else values
+
+
+def _identity(path: Path) -> str:
+    """A path's key for collisions: absolute, symlinks resolved, case-folded (case-insensitive file systems)."""
+    return os.path.normcase(str(path.expanduser().resolve())).casefold()
+
+
+def _output_paths(paths: Sequence[Path], out: Path, method: str) -> list[Path]:
+    """OUT/<stem>_<method>.png, one per input, distinct ignoring case, and never one of the inputs.
+
+    a/cat.png, b/Cat.png -> cat_gradcam.png, Cat-2_gradcam.png. A name that is one of the inputs
+    (``explain out/*.png --out out/``; symlinks resolved) takes the next free -2, -3... suffix.
+    """
+    inputs = {_identity(path) for path in paths}
+    taken: set[str] = set()
+    result = []
+    for path in paths:
+        stem = path.stem or "image"
+        for k in itertools.count(1):
+            name = f"{stem}{'' if k == 1 else f'-{k}'}_{method}.png"
+            if name.casefold() not in taken and _identity(out / name) not in inputs:
+                break
+        taken.add(name.casefold())
+        result.append(out / name)
+    return result
+
+
+def _make_out_folder(out: Path) -> list[Path]:
+    """Create ``out`` (and missing parents) and prove it writable by writing and removing a probe file.
+
+    Returns the folders created (to remove on failure). Tries instead of ``os.access`` (root passes every
+    ``os.access`` test, and /proc or a path under a regular file fail only when tried).
+    """
+    from camtutor.errors import CamTutorError
+
+    missing = []
+    folder = out
+    while not os.path.lexists(folder) and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    created: list[Path] = []
+    try:
+        for folder in reversed(missing):
+            try:
+                folder.mkdir()
+            except OSError as exc:
+                raise CamTutorError(
+                    f"cannot create the output folder '{folder}': {exc.strerror or exc}; choose another --out folder"
+                ) from None
+            created.append(folder)
+        if not out.is_dir():
+            raise CamTutorError(f"--out '{out}' is a file, not a folder; pass a folder name")
+        try:
+            handle, probe = tempfile.mkstemp(prefix=".camtutor-probe-", dir=out)
+            try:
+                os.write(handle, b"camtutor")
+            finally:
+                os.close(handle)
+                os.unlink(probe)
+        except OSError as exc:
+            raise CamTutorError(
+                f"cannot write in the output folder '{out}': {exc.strerror or exc}; choose another --out folder"
+            ) from None
+    except BaseException:
+        _remove_folders(created)
+        raise
+    return created
+
+
+def _remove_folders(created: Sequence[Path]) -> None:
+    for folder in reversed(created):
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only if still empty
+
+
+def _check_outputs(outputs: Sequence[Path]) -> None:
+    """Nothing but a regular file (replaced) may sit at an output path: a folder in the way is an error."""
+    from camtutor.errors import CamTutorError
+
+    for output in outputs:
+        if os.path.lexists(output) and not output.is_file():
+            kind = "a folder" if output.is_dir() else "something that is not a regular file"
+            raise CamTutorError(
+                f"cannot write '{output}': {kind} is in the way; move it or choose another --out folder"
+            )
+
+
+# --------------------------------------------------------------------------- explain
+@dataclass
+class _Plan:
+    """Everything ``explain`` needs, validated before any output file is written."""
+
+    model: object
+    paths: list[Path]
+    outputs: list[Path]
+    class_names: tuple[str, ...] | None
+    classes: np.ndarray | None  # one class per image, or None for each image's top class
+    created: list[Path]  # output folders this run created (removed again on failure)
+
+
+def _model_ready(image: np.ndarray, input_shape: tuple, preprocessing: str, source: object) -> np.ndarray:
     """RGB [0, 1] (H, W, 3) -> resized, channel-matched, preprocessed (h, w, c) float32."""
     import cv2
+    import numpy as np
 
     from camtutor.errors import ImageError
     from camtutor.inputs import resize_images
@@ -180,53 +372,76 @@ def _model_ready(image: np.ndarray, input_shape: tuple, preprocessing: str, sour
     return np.ascontiguousarray(image, dtype=np.float32)
 
 
-def _output_paths(paths: Sequence[Path], out: Path, method: str) -> list[Path]:
-    """OUT/<stem>_<method>.png, made unique when two inputs share a name (a/cat.png, b/cat.png)."""
-    seen: dict[str, int] = {}
-    result = []
-    for path in paths:
-        stem = path.stem or "image"
-        seen[stem] = seen.get(stem, 0) + 1
-        suffix = "" if seen[stem] == 1 else f"-{seen[stem]}"
-        result.append(out / f"{stem}{suffix}_{method}.png")
-    return result
+def _load_batch(paths: Sequence[Path | str | np.ndarray], model, preprocessing: str) -> np.ndarray:
+    """Image files (or RGB [0, 1] (H, W, 3) arrays) -> one model-ready batch (B, h, w, c) float32.
 
+    Each image is read as RGB float in [0, 1] (:func:`camtutor.data.load_image`), resized to the
+    model's input (H, W) when it is fixed, preprocessed with ``preprocessing`` (a key of
+    :data:`camtutor.loading.PREPROCESSING`) and converted to the model's 1 or 3 channels.
+    A model with a free input size needs images of one size per batch (pass them one at a time).
+    """
+    import numpy as np
 
-def _check_writable(out: Path) -> None:
-    from camtutor.errors import CamTutorError
+    from camtutor.data import load_image
+    from camtutor.errors import ImageError
 
-    if out.exists() and not out.is_dir():
-        raise CamTutorError(f"--out '{out}' is a file, not a folder; pass a folder name")
-    existing = out
-    while not existing.exists():
-        existing = existing.parent
-    if not os.access(existing, os.W_OK):
-        raise CamTutorError(f"cannot write to '{existing}' (permission denied); choose another --out folder")
-
-
-def _parse_target(text: str, n_images: int):
-    """'top' -> None; '3' -> 3; 'cat' -> 'cat'; '3,0,cat' -> [3, 0, 'cat']."""
-    items = [item.strip() for item in text.split(",")]
-    values: list[int | str] = [int(item) if item.lstrip("-").isdigit() else item for item in items]
-    if values == ["top"]:
-        return None
-    return values[0] if len(values) == 1 else values
+    input_shape = tuple(model.inputs[0].shape)
+    ready = []
+    for i, item in enumerate(paths):
+        if isinstance(item, (str, Path)):
+            image, source = load_image(item), item
+        else:
+            image, source = np.asarray(item, dtype=np.float32), f"image {i}"
+        ready.append(_model_ready(image, input_shape, preprocessing, source))
+    if not ready:
+        raise ImageError("no images given; pass at least one image")
+    if len({image.shape for image in ready}) > 1:
+        raise ImageError(
+            f"the model takes any input size, and these images differ in size {sorted({r.shape for r in ready})}; "
+            "pass them one at a time"
+        )
+    return np.stack(ready)
 
 
 def _plan(args: argparse.Namespace) -> _Plan:
-    from camtutor.data import load_image
-    from camtutor.errors import CamTutorError, ModelError
-    from camtutor.explain import explainer
-    from camtutor.layers import find_layer, gap_dense_head
-    from camtutor.loading import load_model, model_class_names
+    """Check everything before the first output file: cheap checks first (no TensorFlow), then the model's."""
+    from camtutor.errors import CamTutorError, TargetError
 
     if args.top < 1:
         raise CamTutorError(f"--top must be at least 1, got {args.top}")
     if not 0.0 <= args.alpha <= 1.0:
         raise CamTutorError(f"--alpha must be in [0, 1], got {args.alpha}")
+    paths = [Path(p).expanduser() for p in args.images]
+    _check_image_files(paths)
+    if args.labels:  # a missing file or a FIFO is refused now, before TensorFlow starts
+        problem = _file_problem(Path(args.labels).expanduser(), "labels")
+        if problem is not None:
+            raise TargetError(problem)
+    target = _parse_target(args.target, len(paths))
+    out = Path(args.out).expanduser()
+    created = _make_out_folder(out)
+    try:
+        outputs = _output_paths(paths, out, args.method)
+        _check_outputs(outputs)
+        model, names, classes = _check_model(args, target, len(paths))
+    except BaseException:
+        _remove_folders(created)
+        raise
+    return _Plan(model, paths, outputs, names, classes, created)
+
+
+def _check_model(args: argparse.Namespace, target, n_images: int):
+    """Load the model; check labels, --method cam, --layer and --class against it. -> (model, names, classes)."""
+    import numpy as np
+
+    from camtutor.errors import ModelError, TargetError
+    from camtutor.layers import find_layer, gap_dense_head, output_info
+    from camtutor.loading import load_model, model_class_names
+    from camtutor.targets import resolve_class_indices
+
     model = load_model(args.model)
-    info = explainer(model).info
-    names = _read_labels(args.labels, info.num_classes) if args.labels else model_class_names(args.model)
+    num_classes = output_info(model).num_classes
+    names = _read_labels(args.labels, num_classes) if args.labels else model_class_names(args.model)
     if args.method == "cam":
         try:
             gap_dense_head(model)
@@ -234,83 +449,94 @@ def _plan(args: argparse.Namespace) -> _Plan:
             raise ModelError(f"{error} (on the command line: --method gradcam)") from None
     if args.layer is not None:
         find_layer(model, args.layer)
-    paths = [Path(p) for p in args.images]
-    batch = []
-    for path in paths:
-        batch.append(_model_ready(load_image(path), tuple(model.inputs[0].shape), args.preprocess, path))
-    out = Path(args.out).expanduser()
-    _check_writable(out)
-    return _Plan(model, paths, batch, _output_paths(paths, out, args.method), names)
-
-
-def _chunks(plan: _Plan) -> list[slice]:
-    sizes = {image.shape for image in plan.batch}
-    step = BATCH_SIZE if len(sizes) == 1 else 1  # a model with free H, W: one image at a time
-    return [slice(i, i + step) for i in range(0, len(plan.batch), step)]
-
-
-def _compute(plan: _Plan, args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-    """-> (probabilities (B, C), classes (B,), maps: one (h, w) per image). Raises before writing anything."""
-    from camtutor.errors import TargetError
-    from camtutor.explain import class_probabilities, heatmap
-    from camtutor.targets import resolve_class_indices
-
-    chunks = _chunks(plan)
-    probabilities = np.concatenate([class_probabilities(plan.model, np.stack(plan.batch[s])) for s in chunks])
-    target = _parse_target(args.target, len(plan.batch))
     if target is None:
-        classes = probabilities.argmax(axis=1).astype(np.int32)
-    elif plan.class_names is None and any(isinstance(t, str) for t in np.atleast_1d(np.asarray(target, object))):
+        return model, names, None
+    if names is None and any(isinstance(t, str) for t in np.atleast_1d(np.asarray(target, object))):
         raise TargetError(
             f"--class {args.target!r} names a class, but this model file has no class names; pass --labels FILE "
             "(one class name per line, in the model's output order) or a class index"
         )
-    else:
-        classes = resolve_class_indices(target, len(plan.batch), probabilities.shape[1], plan.class_names)
-    maps: list[np.ndarray] = []
-    for s in chunks:
-        maps.extend(heatmap(plan.model, np.stack(plan.batch[s]), classes[s], method=args.method, layer=args.layer))
-    return probabilities, classes, maps
+    return model, names, resolve_class_indices(target, n_images, num_classes, names)
 
 
 def _class_label(index: int, names: tuple[str, ...] | None) -> str:
     return f"{index} {names[index]!r}" if names else f"{index}"
 
 
-def _write_png(path: Path, rgb: np.ndarray) -> None:
+def _write_temporary(output: Path, rgb: np.ndarray) -> Path:
+    """Write ``rgb`` (H, W, 3) uint8 as a PNG to a new hidden temporary file beside ``output``; -> its path."""
     import cv2
 
     from camtutor.errors import CamTutorError
 
     ok, encoded = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))  # OpenCV writes BGR
     if not ok:
-        raise CamTutorError(f"could not encode the overlay for '{path}'")
-    tmp = path.with_name(f".{path.name}.tmp")
+        raise CamTutorError(f"could not encode the overlay for '{output}'")
     try:
-        tmp.write_bytes(encoded.tobytes())
-        os.replace(tmp, path)
+        handle, name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise CamTutorError(f"could not write '{path}': {exc.strerror or exc}; check the --out folder") from None
+        raise CamTutorError(f"could not write '{output}': {exc.strerror or exc}; check the --out folder") from None
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(encoded.tobytes())
+    except OSError as exc:
+        Path(name).unlink(missing_ok=True)
+        raise CamTutorError(f"could not write '{output}': {exc.strerror or exc}; check the --out folder") from None
+    return Path(name)
+
+
+def _batches(plan: _Plan) -> Iterator[slice]:
+    _, height, width, _ = tuple(plan.model.inputs[0].shape)
+    step = BATCH_SIZE if height is not None and width is not None else 1  # free H, W: one image at a time
+    for start in range(0, len(plan.paths), step):
+        yield slice(start, start + step)
 
 
 def run_explain(args: argparse.Namespace) -> int:
-    """``camtutor explain``: validate, compute every map, then write the overlays and print predictions."""
+    """``camtutor explain``: check everything, then per batch: load, compute, write temporary files, report.
+
+    The temporary files are renamed to their final names only when every image succeeded; on any
+    error (or Ctrl-C) they are removed, as are the output folders this run created. (Only a failure
+    during the renaming itself, e.g. a folder made meanwhile at an output name by another program,
+    can leave the outputs renamed before it.)
+    """
+    if args.model is None:
+        print(_DEFAULT_MODEL_NOTE, flush=True)
+        args.model = DEFAULT_MODEL
+    plan = _plan(args)
+    import numpy as np
+
     from camtutor.data import load_image
     from camtutor.draw import overlay
+    from camtutor.explain import class_probabilities, heatmap
 
-    plan = _plan(args)
-    probabilities, classes, maps = _compute(plan, args)
-    plan.outputs[0].parent.mkdir(parents=True, exist_ok=True)
     n = len(plan.paths)
     width = len(str(n))
-    for i, (path, output) in enumerate(zip(plan.paths, plan.outputs)):
-        picture = overlay(load_image(path), maps[i], alpha=args.alpha)  # drawn at the image's own size
-        _write_png(output, picture)
-        top = np.argsort(-probabilities[i], kind="stable")[: args.top]
-        ranked = " | ".join(f"{_class_label(int(c), plan.class_names)} {probabilities[i, c]:.3f}" for c in top)
-        print(f"[{i + 1:>{width}}/{n}] {path} -> {output}  (explained class {_class_label(int(classes[i]), plan.class_names)})")
-        print(f"{'':>{2 * width + 3}} top: {ranked}", flush=True)
+    written: list[tuple[Path, Path]] = []  # (temporary file, final name)
+    try:
+        for batch in _batches(plan):
+            images = _load_batch(plan.paths[batch], plan.model, args.preprocess)
+            probabilities = class_probabilities(plan.model, images)
+            classes = probabilities.argmax(axis=1).astype(np.int32) if plan.classes is None else plan.classes[batch]
+            maps = heatmap(plan.model, images, classes, method=args.method, layer=args.layer)
+            for j, i in enumerate(range(n)[batch]):
+                output = plan.outputs[i]
+                # drawn on the image read again at its own size: one full-size photo in memory at a time
+                picture = overlay(load_image(plan.paths[i]), maps[j], alpha=args.alpha)
+                written.append((_write_temporary(output, picture), output))
+                top = np.argsort(-probabilities[j], kind="stable")[: args.top]
+                ranked = " | ".join(f"{_class_label(int(c), plan.class_names)} {probabilities[j, c]:.3f}" for c in top)
+                label = _class_label(int(classes[j]), plan.class_names)
+                print(f"[{i + 1:>{width}}/{n}] {plan.paths[i]} -> {output}  (explained class {label})")
+                print(f"{'':>{2 * width + 3}} top: {ranked}")
+            sys.stdout.flush()
+        for temporary, output in written:
+            os.replace(temporary, output)
+    except BaseException:
+        for temporary, _ in written:
+            temporary.unlink(missing_ok=True)
+        _remove_folders(plan.created)
+        raise
     return EXIT_OK
 
 
@@ -363,14 +589,37 @@ def run_layers(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _bundled_models() -> dict[str, str]:
+    """Bundled model name -> description, read from camtutor/models.py's ``BUNDLED`` literal without importing it.
+
+    camtutor.models imports Keras (and so TensorFlow, seconds); ``camtutor models`` only lists names.
+    Falls back to importing the module if the literal cannot be read.
+    """
+    import ast
+
+    try:
+        tree = ast.parse(Path(__file__).with_name("models.py").read_text(encoding="utf-8"))
+        for node in tree.body:
+            target = node.target if isinstance(node, ast.AnnAssign) else (
+                node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None)
+            if isinstance(target, ast.Name) and target.id == "BUNDLED" and node.value is not None:
+                return dict(ast.literal_eval(node.value))
+    except (OSError, SyntaxError, ValueError):  # pragma: no cover - a changed models.py
+        pass
+    from camtutor import models  # pragma: no cover
+
+    return dict(models.BUNDLED)  # pragma: no cover
+
+
 def run_models(args: argparse.Namespace) -> int:
     """``camtutor models``: bundled model names, descriptions, and whether their weights are present."""
-    from camtutor import models
-
-    width = max(len(name) for name in models.available())
-    for name in models.available():
-        missing = "" if models.weights_path(name).is_file() else f"  [weights missing: python -m camtutor.train {name}]"
-        print(f"{name:<{width}}  {models.BUNDLED[name]}{missing}")
+    bundled = _bundled_models()
+    weights = Path(__file__).with_name("weights")  # camtutor.models.WEIGHTS_DIR, without importing Keras
+    width = max(len(name) for name in bundled)
+    for name, description in bundled.items():
+        present = (weights / f"{name}.weights.h5").is_file()
+        missing = "" if present else f"  [weights missing: python -m camtutor.train {name}]"
+        print(f"{name:<{width}}  {description}{missing}")
     return EXIT_OK
 
 
@@ -389,6 +638,41 @@ def _quiet_opencv() -> None:
         pass
 
 
+@contextlib.contextmanager
+def _stderr_silenced(enabled: bool) -> Iterator[None]:
+    """Send everything written to stderr meanwhile (TensorFlow's C++ log, absl, Keras and OpenCV warnings,
+    Python warnings) to /dev/null, so that an error is the one line the command prints after this block."""
+    if not enabled:
+        yield
+        return
+    import io
+    import logging
+    import warnings
+
+    sys.stderr.flush()
+    saved_fd = None
+    try:
+        saved_fd = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+    except OSError:  # pragma: no cover - no fd 2 (e.g. a GUI launcher): Python-level silencing only
+        saved_fd = None
+    saved_stderr, sys.stderr = sys.stderr, io.StringIO()
+    logging_disabled = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(logging_disabled)
+        sys.stderr = saved_stderr
+        if saved_fd is not None:
+            os.dup2(saved_fd, 2)
+            os.close(saved_fd)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``) and return the exit code.
 
@@ -401,30 +685,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:  # --help (0) or a usage error (2, already printed)
         return int(exit_.code or 0)
-    if getattr(args, "run", None) is None:
+    if getattr(args, "run", None) is None:  # bare 'camtutor': the help, and why it did nothing
         build_parser().print_help()
+        sys.stderr.write("camtutor: error: no command given; choose one of explain, layers, models\n")
         return EXIT_USAGE
     from camtutor.errors import CamTutorError
 
-    _quiet_opencv()
-    try:
-        return args.run(args)
-    except KeyboardInterrupt:
-        sys.stderr.write("camtutor: interrupted\n")
-        return EXIT_INTERRUPTED
-    except CamTutorError as error:
-        if debug:
-            raise
-        sys.stderr.write(f"camtutor: error: {_one_line(error)}\n")
-        return EXIT_ERROR
-    except Exception as error:  # an unexpected failure: still one line, the traceback on request
-        if debug:
-            raise
-        sys.stderr.write(
-            f"camtutor: error: unexpected {type(error).__name__}: {_one_line(error)} "
-            "(run again with --debug for the traceback)\n"
-        )
-        return EXIT_ERROR
+    message = None
+    with _stderr_silenced(enabled=not debug):
+        if args.command == "explain":  # the only command that reads images (importing OpenCV takes time)
+            _quiet_opencv()
+        try:
+            return args.run(args)
+        except KeyboardInterrupt:
+            message, code = "camtutor: interrupted", EXIT_INTERRUPTED
+        except CamTutorError as error:
+            if debug:
+                raise
+            message, code = f"camtutor: error: {_one_line(error)}", EXIT_ERROR
+        except MemoryError:
+            if debug:
+                raise
+            message = ("camtutor: error: out of memory; pass fewer or smaller images, or a smaller model "
+                       "(run again with --debug for the traceback)")
+            code = EXIT_ERROR
+        except Exception as error:  # last resort: still one line, the traceback on request
+            if debug:
+                raise
+            message = (
+                f"camtutor: error: unexpected {type(error).__name__}: {_one_line(error)} "
+                "(run again with --debug for the traceback)"
+            )
+            code = EXIT_ERROR
+    sys.stderr.write(message + "\n")
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover
