@@ -47,7 +47,8 @@ images:
   resized to the model's input size, then preprocessed with --preprocess.
 
 outputs:
-  One overlay PNG per image, drawn on the original image at its own size, written
+  One overlay PNG per image, drawn on the original image at its own size (longest
+  side capped at camtutor.draw.MAX_OVERLAY_SIDE = 2048 px), written
   as OUT/<name>_<method>.png; OUT is --out, by default ./{default_out} (created if
   needed). A file of that name from an earlier run is replaced. Names are kept
   distinct ignoring case: a/cat.png and b/Cat.png give cat_gradcam.png and
@@ -349,58 +350,17 @@ class _Plan:
     created: list[Path]  # output folders this run created (removed again on failure)
 
 
-def _model_ready(image: np.ndarray, input_shape: tuple, preprocessing: str, source: object) -> np.ndarray:
-    """RGB [0, 1] (H, W, 3) -> resized, channel-matched, preprocessed (h, w, c) float32."""
-    import cv2
-    import numpy as np
-
-    from camtutor.errors import ImageError
-    from camtutor.inputs import resize_images
-    from camtutor.loading import preprocess
-
-    _, height, width, channels = input_shape
-    if height is not None and width is not None and image.shape[:2] != (height, width):
-        image = resize_images(image, (height, width))
-    image = preprocess(image[None], preprocessing)[0]
-    if channels == 1:
-        image = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)[..., None]
-    elif channels not in (None, 3):
-        raise ImageError(
-            f"the model expects {channels} channels, but '{source}' is read as RGB (3 channels); the command "
-            "handles 1- and 3-channel models: explain this one from Python with camtutor.grad_cam(model, images, ...)"
-        )
-    return np.ascontiguousarray(image, dtype=np.float32)
-
-
 def _load_batch(paths: Sequence[Path | str | np.ndarray], model, preprocessing: str) -> np.ndarray:
     """Image files (or RGB [0, 1] (H, W, 3) arrays) -> one model-ready batch (B, h, w, c) float32.
 
-    Each image is read as RGB float in [0, 1] (:func:`camtutor.data.load_image`), resized to the
-    model's input (H, W) when it is fixed, preprocessed with ``preprocessing`` (a key of
-    :data:`camtutor.loading.PREPROCESSING`) and converted to the model's 1 or 3 channels.
-    A model with a free input size needs images of one size per batch (pass them one at a time).
+    :func:`camtutor.images.prepare_images`, the one path shared with the explorer's upload: each image is
+    read as RGB float in [0, 1], resized to the model's input (H, W) when it is fixed, preprocessed with
+    ``preprocessing`` (a key of :data:`camtutor.loading.PREPROCESSING`) and converted to the model's 1 or
+    3 channels. A model with a free input size needs images of one size per batch.
     """
-    import numpy as np
+    from camtutor.images import prepare_images
 
-    from camtutor.data import load_image
-    from camtutor.errors import ImageError
-
-    input_shape = tuple(model.inputs[0].shape)
-    ready = []
-    for i, item in enumerate(paths):
-        if isinstance(item, (str, Path)):
-            image, source = load_image(item), item
-        else:
-            image, source = np.asarray(item, dtype=np.float32), f"image {i}"
-        ready.append(_model_ready(image, input_shape, preprocessing, source))
-    if not ready:
-        raise ImageError("no images given; pass at least one image")
-    if len({image.shape for image in ready}) > 1:
-        raise ImageError(
-            f"the model takes any input size, and these images differ in size {sorted({r.shape for r in ready})}; "
-            "pass them one at a time"
-        )
-    return np.stack(ready)
+    return prepare_images(list(paths), model, preprocessing)
 
 
 def _plan(args: argparse.Namespace) -> _Plan:
@@ -508,8 +468,12 @@ def run_explain(args: argparse.Namespace) -> int:
 
     from camtutor.data import load_image
     from camtutor.draw import overlay
-    from camtutor.explain import class_probabilities, heatmap
+    from camtutor.explain import class_probabilities, explainer, heatmap
 
+    # A softmax hidden inside a custom layer leaves no pre-activation score: explain the probability, and say so.
+    score = "logit" if explainer(plan.model).info.logits_reachable else "probability"
+    if score == "probability":
+        print("note: this model's pre-softmax scores cannot be reached; explaining the softmax probability", flush=True)
     n = len(plan.paths)
     width = len(str(n))
     written: list[tuple[Path, Path]] = []  # (temporary file, final name)
@@ -518,7 +482,7 @@ def run_explain(args: argparse.Namespace) -> int:
             images = _load_batch(plan.paths[batch], plan.model, args.preprocess)
             probabilities = class_probabilities(plan.model, images)
             classes = probabilities.argmax(axis=1).astype(np.int32) if plan.classes is None else plan.classes[batch]
-            maps = heatmap(plan.model, images, classes, method=args.method, layer=args.layer)
+            maps = heatmap(plan.model, images, classes, method=args.method, layer=args.layer, score=score)
             for j, i in enumerate(range(n)[batch]):
                 output = plan.outputs[i]
                 # drawn on the image read again at its own size: one full-size photo in memory at a time

@@ -456,7 +456,7 @@ def class_probabilities(model: keras.Model, images: np.ndarray) -> np.ndarray:
     return read_scores(ex.info, model(images, training=False), pre_activation=False)[1].numpy()
 
 
-METHODS = ("cam", "gradcam", "hirescam")
+from camtutor.methods import METHODS  # noqa: E402  (the TF-free registry of names)
 
 
 def heatmap(
