@@ -170,56 +170,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # --------------------------------------------------------------------------- cheap checks (no TensorFlow)
-def _file_problem(path: Path, what: str) -> str | None:
-    """Why ``path`` cannot be read as a ``what`` file (missing, a folder, a FIFO...), or None. Never opens it."""
-    from camtutor.loading import special_file_kind
-
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        return f"no such {what} file: '{path}'; check the path and the current working directory"
-    except OSError as exc:
-        return f"cannot read the {what} file '{path}': {exc.strerror or exc}"
-    if stat.S_ISDIR(info.st_mode):
-        return f"'{path}' is a folder, not a file; pass {what} files (e.g. folder/*.png, not folder)"
-    kind = special_file_kind(info.st_mode)
-    if kind is not None:
-        return f"'{path}' is {kind}, not a regular {what} file; pass a regular file"
-    if info.st_size == 0:
-        return f"'{path}' is an empty file (0 bytes); re-save or re-download it"
-    return None
-
-
 def _check_image_files(paths: Sequence[Path]) -> None:
-    """Every image path is an existing, regular, non-empty file with a header OpenCV can decode."""
-    import cv2
+    """Every image path is a regular, non-empty file whose header is readable and within the pixel limit.
 
-    from camtutor.errors import ImageError
+    :func:`camtutor.images.check_image_file` reads only the header (no pixels, no TensorFlow), so a
+    decompression bomb or a FIFO is refused before the model loads.
+    """
+    from camtutor.images import check_image_file
 
     for path in paths:
-        problem = _file_problem(path, "image")
-        if problem is None:
-            try:
-                with open(path, "rb") as handle:
-                    handle.read(16)
-            except OSError as exc:
-                problem = f"cannot read the image file '{path}': {exc.strerror or exc}"
-            else:
-                if not cv2.haveImageReader(str(path)):
-                    problem = (
-                        f"'{path}' is not an image file OpenCV can read (unknown header); pass PNG, JPEG, BMP, TIFF, "
-                        "WebP... files"
-                    )
-        if problem is not None:
-            raise ImageError(problem)
+        check_image_file(path)
 
 
 def _read_labels(path: str, num_classes: int) -> tuple[str, ...]:
     """One class name per non-blank line, UTF-8 (a byte-order mark is ignored); exactly ``num_classes`` of them."""
     from camtutor.errors import TargetError
+    from camtutor.loading import file_problem
 
     file = Path(path).expanduser()
-    problem = _file_problem(file, "labels")
+    problem = file_problem(file, "labels")
     if problem is None and file.stat().st_size > MAX_LABELS_BYTES:
         problem = f"the labels file '{path}' is larger than {MAX_LABELS_BYTES:,} bytes; pass one name per line"
     if problem is not None:
@@ -366,6 +335,7 @@ def _load_batch(paths: Sequence[Path | str | np.ndarray], model, preprocessing: 
 def _plan(args: argparse.Namespace) -> _Plan:
     """Check everything before the first output file: cheap checks first (no TensorFlow), then the model's."""
     from camtutor.errors import CamTutorError, TargetError
+    from camtutor.loading import file_problem
 
     if args.top < 1:
         raise CamTutorError(f"--top must be at least 1, got {args.top}")
@@ -374,7 +344,7 @@ def _plan(args: argparse.Namespace) -> _Plan:
     paths = [Path(p).expanduser() for p in args.images]
     _check_image_files(paths)
     if args.labels:  # a missing file or a FIFO is refused now, before TensorFlow starts
-        problem = _file_problem(Path(args.labels).expanduser(), "labels")
+        problem = file_problem(Path(args.labels).expanduser(), "labels")
         if problem is not None:
             raise TargetError(problem)
     target = _parse_target(args.target, len(paths))

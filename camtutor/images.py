@@ -380,6 +380,43 @@ def _resize(img: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- files
+def check_image_file(path: PathLike, *, max_pixels: int | None = None) -> tuple[int, int] | None:
+    """Check an image file without decoding it: -> (height, width) read from its header, or None.
+
+    The file must be a regular, non-empty file (a folder, FIFO, socket or device is refused from
+    ``os.stat`` alone, never opened), no larger than any image within the pixel limit could be, and,
+    when Pillow can read its header, declare at most ``max_pixels`` pixels (default
+    :func:`pixel_limit`). None means the header is one only the full decoder reads (some TIFFs);
+    :func:`decode_image` checks those. Used by :func:`load_image` and by the command before TensorFlow starts.
+
+    Raises:
+        camtutor.errors.ImageError: naming the file and the fix.
+    """
+    from camtutor.loading import file_problem
+
+    p = Path(path).expanduser()
+    limit = pixel_limit(max_pixels)
+    problem = file_problem(p, "image")
+    if problem is not None:
+        raise ImageError(problem)
+    size = p.stat().st_size
+    if size > 16 * limit + (16 << 20):  # more bytes than any image within the limit, even float RGBA
+        raise ImageError(
+            f"'{p}' is a {size / 2**20:,.0f} MB file, too large for an image of at most {limit:,} pixels; "
+            f"shrink the image, or raise the limit with max_pixels=... or {_ENV_MAX_PIXELS}"
+        )
+    try:
+        with open(p, "rb") as handle:  # a regular file: reads the header only
+            header = _open_header(handle.read(1 << 20))
+    except OSError as exc:
+        raise ImageError(f"could not read '{p}': {exc.strerror or exc}; check the file's permissions.") from None
+    if header is None:
+        return None
+    width, height = header.size
+    _check_pixels(height, width, limit, str(p))
+    return height, width
+
+
 def load_image(path: PathLike, size: int | tuple[int, int] | None = None, *, max_pixels: int | None = None) -> np.ndarray:
     """Read an image file as RGB float32 (H, W, 3) in [0, 1], as displayed.
 
@@ -408,28 +445,7 @@ def load_image(path: PathLike, size: int | tuple[int, int] | None = None, *, max
     parse_size(size)
     limit = pixel_limit(max_pixels)
     p = Path(path).expanduser()
-    try:
-        info = p.stat()
-    except FileNotFoundError:
-        raise ImageError(
-            f"No such image file: '{p}' (resolved to '{p.absolute()}'); check the path and the "
-            "current working directory."
-        ) from None
-    except OSError as exc:
-        raise ImageError(f"could not read '{p}': {exc.strerror or exc}; check the path and its permissions.") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise ImageError(f"'{p}' is a directory, not an image file; pass the path of one image file.")
-    if not stat.S_ISREG(info.st_mode):
-        kind = "a FIFO (named pipe)" if stat.S_ISFIFO(info.st_mode) else (
-            "a socket" if stat.S_ISSOCK(info.st_mode) else "a device")
-        raise ImageError(f"'{p}' is {kind}, not a regular file; camtutor reads image files only: pass an image file.")
-    if info.st_size == 0:
-        raise ImageError(f"'{p}' is an empty file (0 bytes); re-save or re-download the image.")
-    if info.st_size > 16 * limit + (16 << 20):  # more bytes than any image within the limit, even float RGBA
-        raise ImageError(
-            f"'{p}' is a {info.st_size / 2**20:,.0f} MB file, too large for an image of at most {limit:,} pixels; "
-            f"shrink the image, or raise the limit with max_pixels=... or {_ENV_MAX_PIXELS}"
-        )
+    check_image_file(p, max_pixels=limit)
     try:
         with open(p, "rb") as handle:
             raw = handle.read()

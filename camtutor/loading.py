@@ -48,7 +48,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "PREPROCESSING", "load_model", "model_class_names", "preprocess", "is_model_path", "check_keras_archive",
-    "check_model_config", "special_file_kind",
+    "check_model_config", "special_file_kind", "file_problem",
     "MAX_CONFIG_BYTES", "MAX_ARCHIVE_BYTES", "MAX_PARAMETERS", "MAX_TENSOR_VALUES", "MAX_SIDE", "MAX_ENTRIES",
 ]
 
@@ -130,6 +130,28 @@ def special_file_kind(mode: int) -> str | None:
         if test(mode):
             return kind
     return None if stat.S_ISREG(mode) or stat.S_ISDIR(mode) else "not a regular file"
+
+
+def file_problem(path: Path, what: str) -> str | None:
+    """Why ``path`` cannot be read as a ``what`` file (missing, a folder, a FIFO, a device, empty), or None.
+
+    Only ``os.stat`` is used: the file is never opened, so a FIFO cannot block. Shared by image, labels
+    and command-line checks (one place for "is this a regular, non-empty file?").
+    """
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return f"no such {what} file: '{path}'; check the path and the current working directory"
+    except OSError as exc:
+        return f"cannot read the {what} file '{path}': {exc.strerror or exc}"
+    if stat.S_ISDIR(info.st_mode):
+        return f"'{path}' is a folder (directory), not a file; pass {what} files (e.g. folder/*.png, not folder)"
+    kind = special_file_kind(info.st_mode)
+    if kind is not None:
+        return f"'{path}' is {kind}, not a regular {what} file; pass a regular file"
+    if info.st_size == 0:
+        return f"'{path}' is an empty file (0 bytes); re-save or re-download it"
+    return None
 
 
 def _check_keras_file(path: Path) -> None:

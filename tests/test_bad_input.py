@@ -188,7 +188,7 @@ LIBRARY_CASES = [
     ("unknown bundled model name", lambda c: load_model("shapez"), ct.ModelError, "bundled model"),
     ("unknown preprocessing", lambda c: preprocess(c.images, "imagenet"), ct.ImageError, "mobilenet_v2"),
     ("image over the pixel limit", lambda c: load_image(c.files["bomb"]), ct.ImageError, "CAMTUTOR_MAX_PIXELS"),
-    ("a device given as image", lambda c: load_image("/dev/null"), ct.ImageError, "not a regular file"),
+    ("a device given as image", lambda c: load_image("/dev/null"), ct.ImageError, "not a regular image file"),
     ("5-channel TIFF", lambda c: load_image(c.files["five_channels"]), ct.ImageError, "corrupt"),
     ("float TIFF with NaN", lambda c: load_image(c.files["float_nan"]), ct.ImageError, "fix the file"),
     ("bad image size", lambda c: load_image(c.files["good"], size=-5), ct.ImageError, "size=224"),

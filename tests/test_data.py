@@ -203,7 +203,7 @@ def test_load_images(tmp_path):
 
 
 def test_load_errors(tmp_path):
-    with pytest.raises(ImageError, match="No such image file"):
+    with pytest.raises(ImageError, match="(?i)no such image file"):
         data.load_image(tmp_path / "missing.png")
     with pytest.raises(ImageError, match="directory"):
         data.load_image(tmp_path)

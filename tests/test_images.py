@@ -296,7 +296,7 @@ def test_a_fifo_is_refused_at_once_without_opening_it(tmp_path):
 
 def test_a_device_is_refused_as_not_a_regular_file():
     assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
-    with pytest.raises(ImageError, match="is a device, not a regular file"):
+    with pytest.raises(ImageError, match="is a character device, not a regular image file"):
         ct.data.load_image("/dev/null")
 
 
