@@ -56,3 +56,13 @@ def test_hints_are_staged_and_the_last_is_not_the_solution():
     hints = ex.own_object_share.hints
     assert len(hints) == 3
     assert "np.where" not in hints[-1] and "return" not in hints[-1]
+
+
+def test_solutions_can_be_hidden_for_a_graded_lab(monkeypatch, capsys):
+    monkeypatch.setenv("CAMTUTOR_HIDE_SOLUTIONS", "1")
+    ex.own_object_share.solution()
+    out = capsys.readouterr().out
+    assert "hidden" in out and "np.maximum" not in out
+    monkeypatch.setenv("CAMTUTOR_HIDE_SOLUTIONS", "0")
+    ex.own_object_share.solution()
+    assert "np.maximum" in capsys.readouterr().out
