@@ -59,3 +59,29 @@ def test_show_shared_scale_uses_one_scale_and_one_colorbar():
     assert signed.axes[0].images[1].get_clim() == (-1.0, 1.0)
     with pytest.raises(ValueError, match="one map per image"):
         course.show_shared_scale(images, maps[:2])
+
+
+def test_pretrained_or_random_falls_back_offline(monkeypatch, capsys):
+    from camtutor import environment
+
+    calls = []
+
+    def factory(weights):
+        calls.append(weights)
+        if weights == "imagenet":
+            raise OSError("blocked")
+        return "model"
+
+    monkeypatch.setattr(environment, "can_reach", lambda host, timeout: False)
+    assert environment.pretrained_or_random(factory) == ("model", False) and calls == [None]
+    monkeypatch.setattr(environment, "can_reach", lambda host, timeout: True)
+    calls.clear()
+    assert environment.pretrained_or_random(factory) == ("model", False) and calls == ["imagenet", None]
+    assert "could not download" in capsys.readouterr().out
+    assert environment.pretrained_or_random(lambda weights: weights) == ("imagenet", True)
+
+
+def test_can_reach_an_unroutable_port_is_false():
+    from camtutor import environment
+
+    assert environment.can_reach("127.0.0.1", port=1, timeout=0.5) is False
