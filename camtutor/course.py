@@ -61,7 +61,7 @@ def measured_receptive_field(model, layer: str, images: np.ndarray) -> int:
     import keras
     import tensorflow as tf
 
-    probe = keras.Model(model.inputs, model.get_layer(layer).output)
+    probe = keras.Model(model.input, model.get_layer(layer).output)
     x = tf.convert_to_tensor(np.asarray(images, dtype=np.float32))
     with tf.GradientTape() as tape:
         tape.watch(x)
