@@ -17,7 +17,7 @@ import platform
 import sys
 from dataclasses import dataclass
 
-__all__ = ["REQUIREMENTS", "Requirement", "check", "report", "version_tuple"]
+__all__ = ["REQUIREMENTS", "Requirement", "can_reach", "check", "pretrained_or_random", "report", "version_tuple"]
 
 
 @dataclass(frozen=True)
@@ -136,3 +136,30 @@ def report(versions: bool = False, models: bool = True, file=None) -> bool:
     else:
         print("Everything is ready.", file=out)
     return not problems
+
+
+def can_reach(host: str = "storage.googleapis.com", port: int = 443, timeout: float = 2.0) -> bool:
+    """True when a TCP connection to ``host:port`` opens within ``timeout`` seconds (no data is sent)."""
+    import socket
+
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def pretrained_or_random(factory, host: str = "storage.googleapis.com", timeout: float = 2.0, file=None):
+    """``(model, pretrained)``: ``factory(weights="imagenet")`` when its weights can be downloaded, else random weights.
+
+    ``factory`` is a ``keras.applications`` constructor such as ``keras.applications.MobileNetV2``. The host is
+    probed first (:func:`can_reach`, ``timeout`` seconds) so that an offline machine does not wait for Keras to
+    give up; a failed download (proxy, full disk...) is reported on ``file`` (stdout by default) and also falls back
+    to ``factory(weights=None)``, the same architecture with random weights. ``pretrained`` says which one you got.
+    """
+    if can_reach(host, timeout=timeout):
+        try:
+            return factory(weights="imagenet"), True
+        except Exception as error:  # noqa: BLE001 - any download failure means: fall back
+            print(f"could not download the ImageNet weights: {type(error).__name__}", file=file or sys.stdout)
+    return factory(weights=None), False

@@ -71,7 +71,13 @@ class Exercise:
             print("No more hints. Call .solution() to see one correct answer.")
 
     def solution(self) -> None:
-        """Print the reference solution's source code."""
+        """Print the reference solution's source code, unless ``CAMTUTOR_HIDE_SOLUTIONS`` is set (graded labs)."""
+        import os
+
+        if os.environ.get("CAMTUTOR_HIDE_SOLUTIONS", "").strip() not in ("", "0"):
+            print(f"{self.title}: solutions are hidden in this lab (CAMTUTOR_HIDE_SOLUTIONS is set). "
+                  "Use .hint() and .check(), or ask your instructor.")
+            return
         print(textwrap.dedent(inspect.getsource(self.reference)))
 
     def __repr__(self) -> str:

@@ -4,6 +4,7 @@
 
     from camtutor.exercises import explorer as ex
     ex.predicted_maps.check(my_predicted_maps)   # maps (B, C, h, w), probabilities (B, C) -> (B, h, w)
+    ex.own_object_share.check(my_own_object_share)  # maps (B, h, w), masks (B, H, W) x 2 -> (B,)
 
 The explorer computes the maps of *every* class for *every* image in one pass,
 ``maps[b, c]`` being image b's map for class c. Switching image or class is then
@@ -17,7 +18,7 @@ import numpy as np
 
 from camtutor.exercises._framework import Exercise, Feedback
 
-__all__ = ["predicted_maps", "reference_predicted_maps"]
+__all__ = ["predicted_maps", "reference_predicted_maps", "own_object_share", "reference_own_object_share"]
 
 
 def reference_predicted_maps(maps, probabilities):
@@ -78,4 +79,98 @@ predicted_maps = Exercise(
     ],
     solution=reference_predicted_maps,
     success="This is all the explorer does when you switch image or class: indexing, no network.",
+)
+
+
+# --------------------------------------------------------------------------- is the map on the right object?
+def reference_own_object_share(maps, own_masks, other_masks):
+    """Per image, the share of a map's positive mass on the own object among both objects: (B,) in [0, 1].
+
+    ``maps`` (B, h, w) raw maps at the layer's resolution; ``own_masks`` / ``other_masks`` (B, H, W) bool,
+    the pixels of the object of the class asked for and of the other object. 0.5 when neither object gets
+    any positive mass (no preference).
+    """
+    import numpy as np
+    import camtutor as ct
+
+    masks_own = np.asarray(own_masks, dtype=bool)
+    masks_other = np.asarray(other_masks, dtype=bool)
+    heat = np.maximum(np.asarray(maps, dtype=np.float32), 0.0)          # only evidence FOR the class
+    heat = np.asarray(ct.upsample(heat, masks_own.shape[1:]))           # (B, H, W): to the masks' pixels
+    heat = np.maximum(heat, 0.0)
+    own = (heat * masks_own).sum(axis=(1, 2))
+    other = (heat * masks_other).sum(axis=(1, 2))
+    total = own + other
+    return np.where(total > 0, own / np.where(total > 0, total, 1.0), 0.5)
+
+
+def _share_case(seed: int, batch: int = 4, cells: int = 4, pixels: int = 16):
+    rng = np.random.default_rng(seed)
+    maps = rng.normal(size=(batch, cells, cells)).astype(np.float32)
+    maps[0] = -np.abs(maps[0])                                          # image 0: no positive evidence at all
+    own = np.zeros((batch, pixels, pixels), bool)
+    other = np.zeros((batch, pixels, pixels), bool)
+    own[:, 1:6, 2:9] = True
+    other[:, 9:15, 7:14] = True
+    return maps, own, other
+
+
+def _diagnose_share(result: np.ndarray, maps, own, other) -> str:
+    import camtutor as ct
+
+    expected = reference_own_object_share(maps, own, other)
+    if result.shape != expected.shape:
+        return f"expected one number per image, shape (B,) = {expected.shape}; got {result.shape}."
+    if not np.all(np.isfinite(result)):
+        return ("some results are NaN or infinite: an image whose map has no positive mass on either object divides "
+                "0 by 0. Return 0.5 (no preference) there.")
+    big = np.asarray(ct.upsample(np.asarray(maps, np.float32), own.shape[1:]))
+    own_raw, other_raw = (big * own).sum(axis=(1, 2)), (big * other).sum(axis=(1, 2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        no_relu = own_raw / (own_raw + other_raw)
+    finite = np.isfinite(no_relu)
+    if np.allclose(result[finite], no_relu[finite], atol=1e-4) and not np.allclose(result, expected, atol=1e-4):
+        return "you summed the raw map; negative cells (evidence against) cancel positive ones. Apply the ReLU first."
+    big_pos = np.maximum(big, 0)
+    whole = (big_pos * own).sum(axis=(1, 2)) / np.maximum(big_pos.sum(axis=(1, 2)), 1e-12)
+    if np.allclose(result[1:], whole[1:], atol=1e-4):
+        return ("you divided by the mass of the whole map; the question is which of the two OBJECTS the map prefers: "
+                "divide by (mass on own object + mass on other object).")
+    return "not the share of the positive mass on the own object (among the two objects)."
+
+
+def _check_share(function) -> None:
+    if not callable(function):
+        raise Feedback("pass your function itself, e.g. check(my_own_object_share), without calling it.")
+    for seed in (0, 1, 2):
+        maps, own, other = _share_case(seed)
+        try:
+            result = function(maps.copy(), own.copy(), other.copy())
+        except ValueError as error:
+            if "broadcast" in str(error) or "shape" in str(error):
+                raise Feedback(f"a shape error ({error}). The maps are (B, h, w) cells, the masks (B, H, W) pixels: "
+                               "upsample the maps to the masks' size first (ct.upsample).") from None
+            raise
+        if result is None:
+            raise Feedback("your function returned None: nothing to check yet. Replace `return None` with your code, "
+                           "which returns one share per image, shape (B,).")
+        result = np.asarray(result, dtype=np.float64)
+        expected = reference_own_object_share(maps, own, other)
+        if result.shape != expected.shape or not np.allclose(result, expected, atol=1e-4):
+            raise Feedback(_diagnose_share(result, maps, own, other))
+
+
+own_object_share = Exercise(
+    "Share on the own object",
+    _check_share,
+    hints=[
+        "Three steps per image: keep the evidence FOR the class, bring the map to the masks' pixels, then compare the "
+        "mass on the two objects.",
+        "The maps have cells, the masks pixels: `ct.upsample(maps, masks.shape[1:])` gives (B, H, W). Which values "
+        "should you drop before or after upsampling, and why does bilinear upsampling keep them dropped?",
+        "A sum over a mask is `(heat * mask).sum(axis=(1, 2))`. Watch the image whose map has no positive cell: what "
+        "should a share be when both sums are 0?",
+    ],
+    solution=reference_own_object_share,
+    success="This is the discrimination column of notebook 05's table, for one layer.",
 )
