@@ -464,7 +464,7 @@ class Explorer:
             axes[row, 0].set_title(f"{name} ({probabilities[index, row]:.2f})", fontsize=8)
         for ax in axes.flat:
             ax.axis("off")
-        fig.suptitle(f"{METHOD_LABELS[method]}, ReLU {'on' if relu else 'off'}: classes × layers", fontsize=10)
+        fig.suptitle(f"{METHOD_LABELS[method]}, ReLU {'on' if relu else 'off'}: classes × layers (each panel normalised on its own)", fontsize=10)
         fig.tight_layout()
         return fig
 
