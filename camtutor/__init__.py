@@ -48,7 +48,10 @@ _LAZY_NAMES: dict[str, str] = {
     **dict.fromkeys(("load_model", "preprocess"), "loading"),
     "Explorer": "widgets",
 }
-_LAZY_MODULES = ("data", "models", "widgets", "figures", "environment", "exercises", "loading", "train")
+_LAZY_MODULES = (
+    "data", "models", "widgets", "figures", "environment", "exercises", "loading", "train",
+    "images", "baselines", "metrics", "course",
+)
 #: Submodules reachable as attributes too (``ct.draw.colorize``), as when they were imported eagerly.
 _SUBMODULES = _LAZY_MODULES + (
     "maths", "targets", "layers", "inputs", "explain", "draw", "localize", "methods", "cli", "notebooks",
