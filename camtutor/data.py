@@ -364,6 +364,13 @@ def shapes(
     Distractors never touch the object (2 px gap; one that finds no room is left out).
     Classes are balanced (counts differ by at most one) and shuffled.
 
+    Why: on data where objects are always brighter than the background, a model-free brightness
+    map points at the object as often as CAM does, so a good-looking map proves nothing about the
+    model. Here the brightest point lands on the object only when the object is bright *and* the
+    brightest of the bright regions (about 1 image in 4; see :mod:`camtutor.baselines`).
+    ``contrast="bright", clutter=0`` is close to the earlier, easy data (brightness points at
+    the object on ~100 % of the images).
+
     Args:
         n: number of images, >= 1.
         size: image side S in pixels, >= 32.
