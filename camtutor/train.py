@@ -41,7 +41,7 @@ DEFAULTS: dict[str, dict] = {
     # shapes: trained as a BatchNorm twin, folded back into the plain architecture (see _train_shapes);
     # n_train images plus their mirror images
     "shapes": {"epochs": 7, "n_train": 3000, "lr": 1e-3},
-    "shapes-flat": {"epochs": 12, "n_train": 3000, "lr": 1e-3},
+    "shapes-flat": {"epochs": 12, "n_train": 4500, "lr": 1e-3},
     # backbone: trained on faces with a temporary Flatten head; then the GAP head alone
     "faces": {"epochs": 40, "backbone_epochs": 30, "lr": 1e-2, "backbone_lr": 2e-3},
 }
