@@ -116,6 +116,51 @@ def test_train_smoke(tmp_path):
         train("cats")
 
 
+def _twin_with_statistics(name, *, offset: bool):
+    """The BatchNorm training twin of a bundled architecture, with non-trivial BN statistics (a > 0)."""
+    from camtutor.train import _with_batch_norm
+
+    plain = models.build(name)
+    twin = _with_batch_norm(plain)
+    rng = np.random.default_rng(0)
+    for layer in twin.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            c = layer.get_weights()[0].shape
+            gamma, mean, var = rng.uniform(0.5, 2, c), rng.normal(0, 0.3, c), rng.uniform(0.2, 3, c)
+            a = gamma / np.sqrt(var + layer.epsilon)
+            beta = rng.normal(0, 0.3, c) if offset else a * mean  # offset=False: b = beta - a * mean = 0
+            layer.set_weights([gamma, beta, mean, var])
+    return plain, twin
+
+
+@pytest.mark.parametrize("name", ["shapes", "shapes-flat"])
+def test_batch_norm_twin_folds_into_the_plain_architecture(name):
+    """train.py trains a BatchNorm twin and folds it into the plain bundled architecture."""
+    from camtutor.train import _fold_batch_norm
+
+    plain, twin = _twin_with_statistics(name, offset=False)
+    bns = [l for l in twin.layers if isinstance(l, keras.layers.BatchNormalization)]
+    convs = [l for l in plain.layers if isinstance(l, keras.layers.Conv2D)]
+    assert len(bns) == len(convs) - 1 >= 3  # after every conv but the last
+    assert _fold_batch_norm(twin, plain) == 0
+    x = np.random.default_rng(1).uniform(0, 1, (4, 64, 64, 3)).astype(np.float32)
+    expected = twin.predict(x, verbose=0)
+    np.testing.assert_allclose(plain.predict(x, verbose=0), expected, atol=1e-5)  # pure scale: exact
+    assert np.ptp(expected, axis=0).max() > 1e-3  # the outputs depend on the image (not a trivial match)
+    assert [l.name for l in plain.layers] == [l.name for l in models.build(name).layers]
+
+
+def test_batch_norm_offset_folds_exactly_away_from_the_border():
+    from camtutor.train import _fold_batch_norm
+
+    plain, twin = _twin_with_statistics("shapes", offset=True)
+    _fold_batch_norm(twin, plain)
+    x = np.random.default_rng(2).uniform(0, 1, (2, 64, 64, 3)).astype(np.float32)
+    feats = [keras.Model(m.inputs, m.get_layer("last_conv").output).predict(x, verbose=0) for m in (twin, plain)]
+    # the padding of each folded conv is 0 instead of the BN offset: only cells near the border differ
+    np.testing.assert_allclose(feats[1][:, 4:-4, 4:-4], feats[0][:, 4:-4, 4:-4], rtol=1e-4, atol=1e-4)
+
+
 def test_bundled_files_hold_weights_only_for_the_built_architecture():
     """Weights, not a saved config: loading must not depend on the Keras release that wrote the file."""
     for name in models.available():
