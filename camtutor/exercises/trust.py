@@ -42,26 +42,24 @@ def reference_pointing_game(maps, masks):
 
 
 # --------------------------------------------------------------------------- typical mistakes, for feedback
-def _swapped(maps, masks):
+def _variant(maps, masks, *, swap=False, resize=True, constant_is_miss=True):
+    """The reference with one typical mistake switched on."""
     from camtutor.metrics import resize_maps
 
-    big = resize_maps(np.asarray(maps, dtype=np.float32), masks.shape[1:])
-    rows, cols = np.unravel_index(big.reshape(len(big), -1).argmax(axis=1), masks.shape[1:])
-    return masks[np.arange(len(masks)), cols, rows]
+    big = resize_maps(np.asarray(maps, dtype=np.float32), masks.shape[1:]) if resize else np.asarray(maps)
+    flat = big.reshape(len(big), -1)
+    rows, cols = np.unravel_index(flat.argmax(axis=1), big.shape[1:])
+    hits = masks[np.arange(len(masks)), cols, rows] if swap else masks[np.arange(len(masks)), rows, cols]
+    return hits & (flat.max(axis=1) > flat.min(axis=1)) if constant_is_miss else hits
 
 
-def _not_resized(maps, masks):
-    maps = np.asarray(maps)
-    rows, cols = np.unravel_index(maps.reshape(len(maps), -1).argmax(axis=1), maps.shape[1:])
-    return masks[np.arange(len(masks)), rows, cols]
-
-
-def _constant_hits(maps, masks):
-    from camtutor.metrics import resize_maps
-
-    big = resize_maps(np.asarray(maps, dtype=np.float32), masks.shape[1:])
-    rows, cols = np.unravel_index(big.reshape(len(big), -1).argmax(axis=1), masks.shape[1:])
-    return masks[np.arange(len(masks)), rows, cols]
+_MISTAKES = (
+    ({"swap": True}, "you read the peak's (row, column) as (x, y): np.unravel_index gives (row, column), "
+                     "and a mask is indexed mask[row, column]."),
+    ({"resize": False}, "the maps are smaller than the masks: resize each map to the mask's size first "
+                        "(camtutor.metrics.resize_maps), or the peak's coordinates are in the wrong units."),
+    ({"constant_is_miss": False}, "a constant map has no peak: its argmax is just the first pixel. Count it as a miss."),
+)
 
 
 @functools.lru_cache(maxsize=1)
@@ -105,16 +103,9 @@ def _check(function: Callable) -> None:
         if got.shape != expected.shape:
             raise Feedback(f"on {where}: expected shape {expected.shape} (one hit per image), got {got.shape}.")
         if not np.array_equal(got.astype(bool), expected):
-            for mistake, message in (
-                (_swapped, "you read the peak's (row, column) as (x, y): np.unravel_index gives (row, column), "
-                           "and a mask is indexed mask[row, column]."),
-                (_not_resized, "the maps are smaller than the masks: resize each map to the mask's size first "
-                               "(camtutor.metrics.resize_maps), or the peak's coordinates are in the wrong units."),
-                (_constant_hits, "a constant map has no peak: its argmax is just the first pixel. Count it as a miss."),
-            ):
-                if np.array_equal(np.asarray(mistake(maps, masks)), expected):
-                    continue
-                if np.array_equal(np.asarray(mistake(maps, masks)).astype(bool), got.astype(bool)):
+            for mistake, message in _MISTAKES:
+                typical = np.asarray(_variant(maps, masks, **mistake)).astype(bool)
+                if not np.array_equal(typical, expected) and np.array_equal(typical, got.astype(bool)):
                     raise Feedback(f"on {where}: {message}")
             wrong = np.flatnonzero(got.astype(bool) != expected)
             raise Feedback(f"on {where}: images {wrong.tolist()} are scored wrongly. Take each map's own maximum "
