@@ -145,7 +145,8 @@ def randomisation_similarity(model, images: np.ndarray, classes, explain: Callab
     Returns:
         ``(paths, curves, kept)``: the randomised layer paths in step order (top first); ``curves[key]``
         (steps,) the mean over images of each similarity key ("spearman", "spearman_abs", "ssim"; NaN
-        Spearman values of constant maps are left out of the mean, all-NaN gives NaN); and ``kept`` maps
+        Spearman values of constant maps are left out of the mean, all-NaN gives NaN; ``curves["constant"]`` is
+        the share of images so left out, e.g. an all-zero Grad-CAM after its ReLU); and ``kept`` maps
         path -> (B, h, w) randomised maps for the paths in ``keep`` (plus ``"trained"``).
     """
     trained = np.asarray(explain(model, images, classes))
@@ -155,7 +156,9 @@ def randomisation_similarity(model, images: np.ndarray, classes, explain: Callab
         maps = np.asarray(explain(randomised, images, classes))
         scores = metrics.similarity(trained, maps)
         paths.append(path)
-        rows.append({k: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan") for k, v in scores.items()})
+        row = {k: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan") for k, v in scores.items()}
+        row["constant"] = float(np.mean(~np.isfinite(scores["spearman"])))   # share of images left out
+        rows.append(row)
         if path in keep:
             kept[path] = maps
     curves = {key: np.array([row[key] for row in rows]) for key in (rows[0] if rows else ())}

@@ -51,3 +51,29 @@ def test_none_and_typical_mistakes_get_specific_feedback():
 def test_last_hint_is_not_the_answer():
     last = ex.pointing_game.hints[-1]
     assert "max(axis=1) ==" not in last and "min(" not in last
+
+
+# --------------------------------------------------------------------------- notebook 10: Spearman
+def test_spearman_reference_passes_and_mistakes_are_named():
+    passed, message = ex.spearman.evaluate(ex.reference_spearman)
+    assert passed, message
+    from scipy.stats import rankdata
+
+    def pearson(a, b):
+        a, b = a.reshape(len(a), -1), b.reshape(len(b), -1)
+        return np.array([np.corrcoef(x, y)[0, 1] for x, y in zip(a, b)])
+
+    def ordinal(a, b):     # ties broken by position
+        return pearson(rankdata(a.reshape(len(a), -1), axis=1, method="ordinal"),
+                       rankdata(b.reshape(len(b), -1), axis=1, method="ordinal"))
+
+    def whole_batch(a, b):  # ranks over the whole batch
+        ra = rankdata(a.ravel()).reshape(len(a), -1)
+        rb = rankdata(b.ravel()).reshape(len(b), -1)
+        return pearson(ra, rb)
+
+    assert "Pearson" in ex.spearman.evaluate(pearson)[1]
+    assert "average of their ranks" in ex.spearman.evaluate(ordinal)[1]
+    message = ex.spearman.evaluate(whole_batch)[1]
+    assert "not yet" in message
+    assert "returned None" in ex.spearman.evaluate(lambda a, b: None)[1]

@@ -91,6 +91,7 @@ def test_methods_agree_at_the_gap_layer_and_randomisation_decorrelates():
 
     paths, curves, kept = trust.randomisation_similarity(model, data.images, data.labels, explain, keep=("conv1",))
     assert paths[0] == "predictions" and paths[-1] == "conv1" and len(paths) == 5
-    assert set(curves) == {"spearman", "spearman_abs", "ssim"} and curves["ssim"].shape == (5,)
+    assert set(curves) == {"spearman", "spearman_abs", "ssim", "constant"} and curves["ssim"].shape == (5,)
     assert kept["trained"].shape == kept["conv1"].shape == (8, 16, 16)
+    assert np.all((curves["constant"] >= 0) & (curves["constant"] <= 1))
     assert curves["ssim"][-1] < 0.5   # every layer random: the maps no longer look like the trained model's

@@ -12,6 +12,10 @@ maximal pixel of map i (``np.argmax`` order) lies on an object pixel of mask i. 
 a miss. No tolerance (Zhang et al.'s 15 px margin is left out). The checker runs hand-made cases (a map whose
 peak is off the diagonal, a constant map, maps at the layer's resolution) and real shapes masks, and names the
 likely mistake.
+
+Exercise for notebook 10: ``spearman.check(my_spearman)`` where ``my_spearman(maps_a, maps_b)`` -> (B,) Spearman rank
+correlation of ``maps_a[i]`` and ``maps_b[i]`` (same shape (B, h, w)), average ranks for ties, as
+``camtutor.metrics.similarity(...)["spearman"]``. Constant maps are not in the checker's cases.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import numpy as np
 
 from camtutor.exercises._framework import Exercise, Feedback
 
-__all__ = ["pointing_game", "reference_pointing_game"]
+__all__ = ["pointing_game", "reference_pointing_game", "spearman", "reference_spearman"]
 
 
 def reference_pointing_game(maps, masks):
@@ -124,4 +128,72 @@ pointing_game = Exercise(
     ],
     solution=reference_pointing_game,
     success="Your pointing game gives the same hits as camtutor.metrics.pointing_game (with tolerance=0).",
+)
+
+
+# --------------------------------------------------------------------------- notebook 10: Spearman
+def reference_spearman(maps_a, maps_b):
+    """Spearman rank correlation per image: (B, h, w) and (B, h, w) -> (B,) in [-1, 1], average ranks for ties."""
+    import numpy as np
+    from scipy.stats import rankdata
+
+    a = np.asarray(maps_a, dtype=np.float64).reshape(len(maps_a), -1)
+    b = np.asarray(maps_b, dtype=np.float64).reshape(len(maps_b), -1)
+    ra, rb = rankdata(a, axis=1), rankdata(b, axis=1)          # ranks within each image, ties averaged
+    ra, rb = ra - ra.mean(axis=1, keepdims=True), rb - rb.mean(axis=1, keepdims=True)
+    return (ra * rb).sum(axis=1) / np.sqrt((ra ** 2).sum(axis=1) * (rb ** 2).sum(axis=1))
+
+
+def _pearson(a, b):
+    a, b = a - a.mean(axis=1, keepdims=True), b - b.mean(axis=1, keepdims=True)
+    return (a * b).sum(axis=1) / np.sqrt((a ** 2).sum(axis=1) * (b ** 2).sum(axis=1))
+
+
+@functools.lru_cache(maxsize=1)
+def _spearman_cases():
+    from camtutor.metrics import similarity
+
+    rng = np.random.default_rng(5)
+    a = rng.random((4, 6, 6))
+    b = np.stack([a[0] ** 3, -a[1], rng.random((6, 6)), np.round(a[3] * 3) / 3])   # monotone, reversed, unrelated, ties
+    b[2, 0, 0] = 50.0                                                             # one outlier: Pearson is fooled
+    a = a.copy()
+    a[3] = np.round(a[3] * 2) / 2                                                 # ties in both maps
+    return a, b, similarity(a, b)["spearman"]
+
+
+def _check_spearman(function: Callable) -> None:
+    if not callable(function):
+        raise Feedback("pass your function itself, e.g. check(my_spearman), without calling it.")
+    a, b, expected = _spearman_cases()
+    result = function(a.copy(), b.copy())
+    if result is None:
+        raise Feedback("your function returned None: replace `return None` with your code, which returns one "
+                       "correlation per image.")
+    got = np.asarray(result, dtype=np.float64)
+    if got.shape != expected.shape:
+        raise Feedback(f"expected shape {expected.shape} (one value per image), got {got.shape}.")
+    if np.allclose(got, expected, atol=1e-6):
+        return
+    flat_a, flat_b = a.reshape(4, -1), b.reshape(4, -1)
+    if np.allclose(got, _pearson(flat_a, flat_b), atol=1e-6):
+        raise Feedback("you computed Pearson's correlation of the values. Spearman's is Pearson's of the *ranks*.")
+    if np.allclose(got[:3], expected[:3], atol=1e-6):
+        raise Feedback("image 3 has tied values: give tied values the average of their ranks "
+                       "(scipy.stats.rankdata does), not an order that depends on where they sit.")
+    raise Feedback("the correlations differ from metrics.similarity(...)['spearman']. Rank each image's pixels "
+                   "on their own (not the whole batch at once), then correlate the two rank vectors.")
+
+
+spearman = Exercise(
+    "Spearman rank correlation of two maps",
+    _check_spearman,
+    hints=[
+        "Flatten each map to a vector of h*w pixels. Spearman's correlation is Pearson's correlation of the ranks "
+        "of those values, not of the values themselves.",
+        "scipy.stats.rankdata(x, axis=1) ranks every row on its own, and gives tied values their average rank.",
+        "Pearson of two vectors: subtract each one's mean, then sum of products / sqrt(product of sums of squares).",
+    ],
+    solution=reference_spearman,
+    success="Your Spearman matches metrics.similarity: a monotone change of a map (x -> x**3) keeps it at 1.",
 )
