@@ -1,0 +1,165 @@
+"""Score tables for notebooks 09 and 10: every method and baseline, every metric, an interval beside each number.
+
+Thin glue over :mod:`camtutor.metrics` and :mod:`camtutor.baselines` (no new metric here):
+
+* :func:`method_maps` -- CAM, Grad-CAM and HiResCAM maps (B, h, w) of one layer, one class per image;
+* :func:`localisation_scores` -- pointing game, energy pointing game and box IoU of many maps at once,
+  each as ``(value, low, high)``: Wilson for the pointing-game rate, percentile bootstrap for the means;
+  with ``groups`` (one image id per row, e.g. two objects of one image) the intervals resample *images*,
+  since the two objects of one image are not independent;
+* :func:`two_object_rows` -- the two-object data (N, 2, ...) laid out as 2N rows, one per object;
+* :func:`format_table` -- the table as text, one row per map, ``value [low, high]`` per metric;
+* :func:`randomisation_similarity` -- Adebayo et al.'s model randomisation test: the mean similarity of
+  each randomised model's maps with the trained model's, per layer.
+
+Only :func:`method_maps` and :func:`randomisation_similarity` import TensorFlow (through the model).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+from camtutor import metrics
+from camtutor.errors import CamTutorError
+
+__all__ = [
+    "METHODS",
+    "method_maps",
+    "baseline_maps",
+    "two_object_rows",
+    "localisation_scores",
+    "format_table",
+    "randomisation_similarity",
+]
+
+#: the three map methods scored in notebook 09: name -> ``ct.grad_cam``-style keyword arguments
+METHODS: dict[str, dict] = {"CAM": {}, "Grad-CAM": {"weighting": "mean"}, "HiResCAM": {"weighting": "elementwise"}}
+
+
+def method_maps(model, images: np.ndarray, classes, *, layer: str | None = None,
+                methods: Sequence[str] = tuple(METHODS)) -> dict[str, np.ndarray]:
+    """Maps (B, h, w) of ``layer`` for each name in ``methods``: "CAM" (``ct.cam``, needs a GAP + Dense head
+    and is only defined at the layer before GAP), "Grad-CAM" (``ct.grad_cam``, mean-gradient weights, ReLU)
+    and "HiResCAM" (``ct.grad_cam(weighting="elementwise")``, gradient x activation per cell, ReLU)."""
+    import camtutor as ct
+
+    out = {}
+    for name in methods:
+        if name not in METHODS:
+            raise CamTutorError(f"unknown method {name!r}; choose from {sorted(METHODS)}")
+        if name == "CAM":
+            out[name] = np.asarray(ct.cam(model, images, classes, layer=layer))
+        else:
+            out[name] = np.asarray(ct.grad_cam(model, images, classes, layer=layer, **METHODS[name]))
+    return out
+
+
+def baseline_maps(images: np.ndarray, *, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """Every model-free baseline of :data:`camtutor.baselines.BASELINES` (or ``names``): name -> (B, H, W)."""
+    from camtutor.baselines import BASELINES
+
+    return {name: np.asarray(BASELINES[name](images)) for name in (names or BASELINES)}
+
+
+def two_object_rows(data) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Lay out :class:`camtutor.data.TwoShapesData` one row per object: (images, classes, masks, boxes, groups).
+
+    Row ``k * N + i`` is object k of image i: images (2N, S, S, 3), classes (2N,) = ``labels[i, k]``,
+    masks (2N, S, S) = ``masks[i, k]``, boxes (2N, 4), groups (2N,) = i (the image, for the bootstrap).
+    Score the map *for class* ``classes[r]`` against ``masks[r]``: a map that ignores the class (every
+    baseline) is the same for both rows of an image, and can hit at most one of the two disjoint masks.
+    """
+    n = len(data.images)
+    images = np.concatenate([data.images, data.images])
+    classes = np.concatenate([data.labels[:, 0], data.labels[:, 1]])
+    masks = np.concatenate([data.masks[:, 0], data.masks[:, 1]])
+    boxes = np.concatenate([data.boxes[:, 0], data.boxes[:, 1]])
+    return images, classes, masks, boxes, np.tile(np.arange(n), 2)
+
+
+def _mean_interval(values: np.ndarray, groups: np.ndarray | None, seed: int) -> tuple[float, float, float]:
+    values = np.asarray(values, dtype=np.float64)
+    if groups is None:
+        return metrics.bootstrap_interval(values, seed=seed)
+    # cluster bootstrap: resample images, each carrying the mean of its rows (equal rows per image here)
+    _, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
+    if len(set(counts.tolist())) != 1:
+        raise CamTutorError("groups must give every image the same number of rows (e.g. 2 objects each)")
+    per_group = np.bincount(inverse, weights=values) / counts
+    mean, low, high = metrics.bootstrap_interval(per_group, seed=seed)
+    return float(values.mean()), low, high
+
+
+def localisation_scores(maps: Mapping[str, np.ndarray], masks: np.ndarray, boxes: np.ndarray, *,
+                        groups: np.ndarray | None = None, seed: int = 0) -> dict[str, dict[str, tuple[float, float, float]]]:
+    """Pointing game, energy pointing game and box IoU of each map: ``{name: {metric: (value, low, high)}}``.
+
+    Args:
+        maps: name -> (B, h, w) maps (any resolution; the metrics resize them).
+        masks: (B, H, W) bool object masks; boxes: (B, 4) their tight boxes (x1, y1 exclusive).
+        groups: optional (B,) image id per row. Without it, rows are independent images: the pointing rate
+            gets a Wilson interval, the means a percentile bootstrap. With it, every interval resamples
+            groups (a cluster bootstrap), and the value is still the mean over rows.
+        seed: bootstrap seed.
+
+    Metrics: ``"pointing"`` (rate of hits, :func:`camtutor.metrics.pointing_game`), ``"energy"`` (mean share
+    of positive mass on the mask, :func:`~camtutor.metrics.energy_pointing_game`), ``"iou"`` (mean IoU of the
+    box from the map cut at 20 % of its max, :func:`~camtutor.metrics.box_iou`), ``"chance energy"`` is not
+    a map's score but the mask's area fraction (what a uniform map gets), added under the key ``"(area)"``.
+    """
+    masks = np.asarray(masks, dtype=bool)
+    size = masks.shape[1:]
+    table = {}
+    for name, heat in maps.items():
+        hits = metrics.pointing_game(heat, masks)
+        energy = metrics.energy_pointing_game(heat, masks)
+        iou = metrics.box_iou(heat, boxes, size=size)
+        pointing = metrics.rate_interval(hits) if groups is None else _mean_interval(hits, groups, seed)
+        table[name] = {"pointing": pointing, "energy": _mean_interval(energy, groups, seed),
+                       "iou": _mean_interval(iou, groups, seed)}
+    table["(area)"] = {"energy": _mean_interval(masks.mean(axis=(1, 2)), groups, seed)}
+    return table
+
+
+def format_table(table: Mapping[str, Mapping[str, tuple[float, float, float]]],
+                 metrics_shown: Sequence[str] = ("pointing", "energy", "iou")) -> str:
+    """The score table as aligned text: one row per map, ``value [low, high]`` per metric (blank if absent)."""
+    width = max(len(name) for name in table) + 2
+    lines = [" " * width + "".join(f"{m:<22s}" for m in metrics_shown)]
+    for name, row in table.items():
+        cells = [f"{row[m][0]:.3f} [{row[m][1]:.3f}, {row[m][2]:.3f}]" if m in row else "" for m in metrics_shown]
+        lines.append(f"{name:<{width}s}" + "".join(f"{c:<22s}" for c in cells))
+    return "\n".join(lines)
+
+
+def randomisation_similarity(model, images: np.ndarray, classes, explain: Callable, *, mode: str = "cascading",
+                             seed: int = 0, keep: Sequence[str] = ()) -> tuple[list[str], dict[str, np.ndarray], dict]:
+    """Adebayo et al.'s model randomisation test, summarised per layer.
+
+    ``explain(model, images, classes) -> (B, h, w)`` makes the maps (e.g. a Grad-CAM at one layer). For each
+    step of :func:`camtutor.metrics.randomized_models` ``(model, mode=mode, seed=seed)``, the maps of the
+    randomised model are compared with the trained model's by :func:`camtutor.metrics.similarity`.
+
+    Returns:
+        ``(paths, curves, kept)``: the randomised layer paths in step order (top first); ``curves[key]``
+        (steps,) the mean over images of each similarity key ("spearman", "spearman_abs", "ssim"; NaN
+        Spearman values of constant maps are left out of the mean, all-NaN gives NaN; ``curves["constant"]`` is
+        the share of images so left out, e.g. an all-zero Grad-CAM after its ReLU); and ``kept`` maps
+        path -> (B, h, w) randomised maps for the paths in ``keep`` (plus ``"trained"``).
+    """
+    trained = np.asarray(explain(model, images, classes))
+    kept = {"trained": trained}
+    paths, rows = [], []
+    for path, randomised in metrics.randomized_models(model, mode=mode, seed=seed):
+        maps = np.asarray(explain(randomised, images, classes))
+        scores = metrics.similarity(trained, maps)
+        paths.append(path)
+        row = {k: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan") for k, v in scores.items()}
+        row["constant"] = float(np.mean(~np.isfinite(scores["spearman"])))   # share of images left out
+        rows.append(row)
+        if path in keep:
+            kept[path] = maps
+    curves = {key: np.array([row[key] for row in rows]) for key in (rows[0] if rows else ())}
+    return paths, curves, kept

@@ -1,0 +1,97 @@
+"""camtutor.trust: score tables with intervals, the two-object layout, the randomisation summary."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import camtutor as ct
+from camtutor import metrics, trust
+
+
+def _toy(n=40, size=16, seed=0):
+    rng = np.random.default_rng(seed)
+    masks = np.zeros((n, size, size), bool)
+    boxes = np.zeros((n, 4), int)
+    for i in range(n):
+        y, x = rng.integers(0, size - 4, 2)
+        masks[i, y:y + 4, x:x + 4] = True
+        boxes[i] = (x, y, x + 4, y + 4)
+    return masks, boxes
+
+
+def test_scores_of_a_perfect_and_a_blind_map():
+    masks, boxes = _toy()
+    table = trust.localisation_scores({"mask": masks.astype(float), "zeros": np.zeros(masks.shape)}, masks, boxes)
+    assert table["mask"]["pointing"][0] == 1.0 and table["mask"]["energy"][0] == pytest.approx(1.0)
+    assert table["mask"]["iou"][0] == pytest.approx(1.0)
+    assert table["zeros"]["pointing"] == pytest.approx(metrics.rate_interval(np.zeros(40, bool)))
+    assert table["zeros"]["energy"][0] == 0.0
+    assert table["(area)"]["energy"][0] == pytest.approx(16 / 256)
+
+
+def test_intervals_are_wilson_and_bootstrap_and_contain_the_value():
+    masks, boxes = _toy()
+    rng = np.random.default_rng(1)
+    heat = rng.random(masks.shape)
+    row = trust.localisation_scores({"r": heat}, masks, boxes)["r"]
+    assert row["pointing"] == pytest.approx(metrics.rate_interval(metrics.pointing_game(heat, masks)))
+    assert row["energy"] == pytest.approx(metrics.bootstrap_interval(metrics.energy_pointing_game(heat, masks)))
+    for value, low, high in row.values():
+        assert low <= value <= high
+
+
+def test_groups_resample_images_not_rows():
+    masks, boxes = _toy(40)
+    heat = masks.astype(float)
+    heat[::2] = 0                                       # rows 0, 2, ... miss
+    groups = np.arange(40) // 2                         # each image: one hit, one miss -> no spread
+    row = trust.localisation_scores({"h": heat}, masks, boxes, groups=groups)["h"]
+    assert row["pointing"] == pytest.approx((0.5, 0.5, 0.5))
+    lone = trust.localisation_scores({"h": heat}, masks, boxes)["h"]
+    assert lone["pointing"][2] - lone["pointing"][1] > 0.2  # independent rows: a real interval
+    with pytest.raises(ct.CamTutorError, match="same number of rows"):
+        trust.localisation_scores({"h": heat}, masks, boxes, groups=np.r_[np.zeros(3), np.arange(37) + 1])
+
+
+def test_two_object_rows_layout():
+    data = ct.data.two_shapes(3, seed=4)
+    images, classes, masks, boxes, groups = trust.two_object_rows(data)
+    assert images.shape[0] == classes.shape[0] == masks.shape[0] == boxes.shape[0] == 6
+    np.testing.assert_array_equal(classes, np.r_[data.labels[:, 0], data.labels[:, 1]])
+    np.testing.assert_array_equal(masks[4], data.masks[1, 1])
+    np.testing.assert_array_equal(images[4], data.images[1])
+    np.testing.assert_array_equal(groups, [0, 1, 2, 0, 1, 2])
+
+
+def test_format_table_lists_every_row_and_blank_cells():
+    text = trust.format_table({"a": {"pointing": (0.5, 0.25, 0.75)}, "(area)": {"energy": (0.1, 0.05, 0.15)}})
+    lines = text.splitlines()
+    assert len(lines) == 3 and "0.500 [0.250, 0.750]" in lines[1] and "0.100 [0.050, 0.150]" in lines[2]
+
+
+def test_baseline_maps_and_unknown_method():
+    images = ct.data.shapes(2, seed=0).images
+    maps = trust.baseline_maps(images)
+    assert set(maps) == {"random", "centre", "brightness", "contrast", "edges"}
+    assert all(m.shape == (2, 64, 64) for m in maps.values())
+    with pytest.raises(ct.CamTutorError, match="unknown method"):
+        trust.method_maps(None, images, 0, methods=("LIME",))
+
+
+def test_methods_agree_at_the_gap_layer_and_randomisation_decorrelates():
+    model = ct.models.load("shapes")
+    data = ct.data.shapes(8, seed=5)
+    maps = trust.method_maps(model, data.images, data.labels, layer="last_conv")
+    np.testing.assert_array_equal(metrics.pointing_game(maps["CAM"], data.masks),
+                                  metrics.pointing_game(maps["HiResCAM"], data.masks))
+
+    def explain(m, x, c):
+        return ct.grad_cam(m, x, c, layer="last_conv")
+
+    paths, curves, kept = trust.randomisation_similarity(model, data.images, data.labels, explain, keep=("conv1",))
+    assert paths[0] == "predictions" and paths[-1] == "conv1" and len(paths) == 5
+    assert set(curves) == {"spearman", "spearman_abs", "ssim", "constant"} and curves["ssim"].shape == (5,)
+    assert kept["trained"].shape == kept["conv1"].shape == (8, 16, 16)
+    assert np.all((curves["constant"] >= 0) & (curves["constant"] <= 1))
+    assert curves["ssim"][-1] < 0.5   # every layer random: the maps no longer look like the trained model's
