@@ -172,7 +172,7 @@ LIBRARY_CASES = [
      "one image input (B, H, W, C) and one output"),
     ("not a model at all", lambda c: ct.grad_cam("model.keras", c.images, 0), ct.ModelError,
      "camtutor.models.load"),
-    ("unknown method", lambda c: ct.heatmap(c.models["gap"], c.images, 0, method="gradcam++"), ct.CamTutorError,
+    ("unknown method", lambda c: ct.heatmap(c.models["gap"], c.images, 0, method="grad-cam"), ct.CamTutorError,
      "'cam', 'gradcam', 'hirescam'"),
     ("model file missing", lambda c: load_model(c.files["missing_model"]), ct.ModelError, "check the path"),
     ("text file renamed .keras", lambda c: load_model(c.files["keras_text"]), ct.ModelError,
