@@ -301,6 +301,24 @@ class _Explainer:
 
         return self._cached(("scores", score), build)
 
+    def masked_scores_function(self) -> Callable:
+        """(images (B, H, W, C), A (B, h, w, K), rows (n,), channels (n,)) -> probabilities (n, C) of the
+        images masked by their upsampled, normalised channels (Score-CAM), masks built inside the graph."""
+        images_spec = self._signature(False)[0]
+
+        def build() -> Callable:
+            scores_of = self.scores_function("probability").python_function
+            masked_inputs = method_impl().masked_inputs
+
+            def masked_scores(images, activations, rows, channels):
+                return scores_of(masked_inputs(images, activations, rows, channels))
+
+            spec = [images_spec, tf.TensorSpec((None, None, None, None), tf.float32),
+                    tf.TensorSpec((None,), tf.int32), tf.TensorSpec((None,), tf.int32)]
+            return _compile(masked_scores, spec)
+
+        return self._cached(("masked_scores",), build)
+
     def ablated_function(self, layer, score: str) -> Callable:
         """(A (n, h, w, K), keep (n, K)) -> scores (n, C): the rest of the network after ``layer`` run on
         ``A * keep`` (the layers before ``layer`` are not run: their output is replaced, so they are pruned)."""
@@ -602,6 +620,7 @@ def _class_maps(entry, model, images, class_index, layer, score, all_classes: bo
         activations=activations,
         pick=_pick(ex, classes, target, all_classes),
         score_inputs=lambda x: surgery.run(ex.scores_function("probability"), x).numpy(),
+        score_masked=lambda x, a, rows, ks: surgery.run(ex.masked_scores_function(), x, a, rows, ks).numpy(),
         score_ablated=lambda a, keep: surgery.run(ex.ablated_function(target_layer, score), a, keep).numpy(),
     )
     weights = implementation(passes)  # (B, K, T)

@@ -47,6 +47,8 @@ class Passes:
     ``images`` (B, H, W, C) and ``activations`` (B, h, w, K) float32 numpy. ``pick(scores (N, C), rows (N,))``
     -> (N, T) the target score(s) of image ``rows[i]`` (T = 1 for one class or a target function per image,
     T = C for every class). ``score_inputs(x (n, H, W, C))`` -> class probabilities (n, C);
+    ``score_masked(images, activations, rows (n,), channels (n,))`` -> the probabilities (n, C) of
+    :func:`masked_inputs` (computed in one compiled call);
     ``score_ablated(A (n, h, w, K), keep (n, K))`` -> the scores (n, C) of the rest of the network on A with
     the channels where ``keep`` is 0 zeroed. Each call gets at most ``chunk_rows(values_per_row)`` rows.
     """
@@ -56,6 +58,7 @@ class Passes:
     pick: Callable
     score_inputs: Callable
     score_ablated: Callable
+    score_masked: Callable
 
 
 def _chunks(total: int, size: int):
@@ -125,7 +128,7 @@ def score_cam_weights(passes: Passes) -> np.ndarray:
     scores = []
     for flat in _chunks(batch * channels, rows_per_call):
         rows, ks = (flat // channels).astype(np.int32), (flat % channels).astype(np.int32)
-        probabilities = passes.score_inputs(masked_inputs(images_t, activations_t, rows, ks))
+        probabilities = passes.score_masked(images_t, activations_t, rows, ks)
         scores.append(passes.pick(probabilities, rows))
     increase = np.concatenate(scores).reshape(batch, channels, -1)  # (B, K, T)
     return np.asarray(maths.score_cam_weights(np.moveaxis(increase, 1, -1), base)).transpose(0, 2, 1)

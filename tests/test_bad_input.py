@@ -262,7 +262,7 @@ CLI_CASES = [
     ("unknown bundled name", lambda c: ["explain", str(c.files["good"]), "--model", "shapez",
                                         "--out", str(c.tmp / "out")]),
     ("--out is a file", lambda c: _explain(c, c.files["good"])[:-2] + ["--out", str(c.files["out_file"])]),
-    ("unknown method (usage)", lambda c: _explain(c, c.files["good"], extra=("--method", "gradcam++"))),
+    ("unknown method (usage)", lambda c: _explain(c, c.files["good"], extra=("--method", "grad-cam"))),
     ("unknown preprocessing (usage)", lambda c: _explain(c, c.files["good"], extra=("--preprocess", "imagenet"))),
     ("no image (usage)", lambda c: ["explain", "--out", str(c.tmp / "out")]),
     ("layers of a missing model", lambda c: ["layers", str(c.files["missing_model"])]),

@@ -337,7 +337,7 @@ def test_gradient_free_methods_build_no_tape_and_every_function_is_traced_once(i
                        **({"smooth": (2, 0.1)} if methods.get(method).gradients else {}))
     counts = {key[0]: f.experimental_get_tracing_count() for key, f in explainer(model)._functions.items()
               if key[0] != "gradients"}  # "gradients" is traced inside "grad_cam", never called on its own
-    assert set(counts) >= {"forward", "scores", "ablated", "grad_cam", "guided"}
+    assert set(counts) >= {"forward", "scores", "masked_scores", "ablated", "grad_cam", "guided"}
     assert set(counts.values()) == {1}
 
 
@@ -347,8 +347,15 @@ def test_score_cam_runs_in_chunks_of_many_rows(models, images, monkeypatch):
 
     model, layer = models["sequential"]
     calls = []
-    original = method_impl.masked_inputs
-    monkeypatch.setattr(method_impl, "masked_inputs", lambda *args: calls.append(len(args[2])) or original(*args))
+    original = method_impl.Passes
+
+    def counting(*args, **kwargs):
+        passes = original(*args, **kwargs)
+        score_masked = passes.score_masked
+        passes.score_masked = lambda *a: calls.append(len(a[2])) or score_masked(*a)
+        return passes
+
+    monkeypatch.setattr(method_impl, "Passes", counting)
     expected = ct.heatmap(model, images, CLASSES, method="scorecam", layer=layer)
     assert calls == [len(images) * 5]
     monkeypatch.setattr(method_impl, "SCORECAM_CHUNK_VALUES", SIZE * SIZE * 3 * 4)  # 4 rows per call
