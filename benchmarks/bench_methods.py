@@ -178,7 +178,35 @@ def measure_memory(log) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def markdown(result: dict) -> str:
+def measure_explorer(log, images: int = 16) -> dict:
+    """First visit of the explorer's layer per method (bundled shapes model, ``images`` images), in ms:
+    "cold" = the first explorer on the model (TensorFlow traces the method's functions, then runs them);
+    "traced" = a second explorer (functions exist: only the all-class computation runs)."""
+    import camtutor as ct
+    from camtutor import widgets
+
+    model = ct.models.load("shapes")
+    data = ct.data.shapes(images, seed=1)
+    result = {}
+    for method in widgets.METHOD_LABELS:
+        log(f"explorer first visit: {method}")
+        timings = []
+        for _ in range(2):
+            explorer = widgets.Explorer(model, data.images, data.class_names, prefetch=False)
+            layer = explorer.cam_layer if method == "cam" else explorer.layer_slider.value
+            explorer._cache.clear()  # construction showed the default method
+            start = time.perf_counter()
+            explorer.maps(layer, method)
+            timings.append(1e3 * (time.perf_counter() - start))
+        result[method] = {"cold_ms": timings[0], "traced_ms": timings[1]}
+    return result
+
+
+def markdown(result: dict, only_explorer: bool = False) -> str:
+    if only_explorer:
+        lines = ["| method | cold (traces) | traced |", "|---|---|---|"]
+        return "\n".join(lines + [f"| {k} | {v['cold_ms']:.0f} | {v['traced_ms']:.0f} |"
+                                  for k, v in result["explorer"].items()]) + "\n"
     m, agree = result["shapes"]["medians_s"], result["shapes"]["agreement"]
     forward, backward = m["floor: forward"], m["floor: forward + backward to A"]
     to_input = m["floor: forward + backward to input"]
@@ -200,6 +228,11 @@ def markdown(result: dict) -> str:
         lines.append(f"| {name} | 16 | {1e3 * m[name]:.1f} | | | {speed} | {agreement} |")
     lines += ["", "| floor | median ms |", "|---|---|"]
     lines += [f"| {k} | {1e3 * v:.1f} |" for k, v in m.items() if k.startswith("floor")]
+    visits = result.get("explorer")
+    if visits:
+        lines += ["", "Explorer, first visit of its layer (16 images, every class), ms:", "",
+                  "| method | cold (traces) | traced |", "|---|---|---|"]
+        lines += [f"| {k} | {v['cold_ms']:.0f} | {v['traced_ms']:.0f} |" for k, v in visits.items()]
     mem = result.get("memory")
     if mem:
         lines += ["", f"Score-CAM on MobileNetV2 (weights=None), 224 px, 16 images, layer out_relu: {mem}"]
@@ -211,6 +244,7 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=RESULTS / "methods.md")
+    parser.add_argument("--explorer-only", action="store_true", help="only the explorer's first visits")
     args = parser.parse_args(argv)
     configure_threads(args.threads)
     from benchmarks.run import environment
@@ -220,7 +254,11 @@ def main(argv=None) -> int:
     def log(message):
         print(message, file=sys.stderr, flush=True)
 
-    result = {"shapes": measure_shapes(3 if args.quick else 12, log)}
+    if args.explorer_only:
+        visits = measure_explorer(log)
+        print(markdown({"explorer": visits, "shapes": None}, only_explorer=True))
+        return 0
+    result = {"shapes": measure_shapes(3 if args.quick else 12, log), "explorer": measure_explorer(log)}
     if not args.quick:
         result["memory"] = measure_memory(log)
     env = environment(args.threads, load)

@@ -300,21 +300,26 @@ class Explorer:
         return self._cache[key]
 
     def prefetch_step(self) -> bool:
-        """Compute the cache of the layer nearest to the one on screen that is not cached yet, for the
-        method on screen. Returns False when there is nothing left to compute."""
-        method = self.method_buttons.value
-        if method == "cam" or REGISTRY[method].extra_passes:  # slow methods: only the layer on screen
-            return False
-        here = self.layers.index(self.layer_slider.value)
-        missing = [layer for layer in self.layers if (layer, method) not in self._cache
-                   and (layer, method) not in self._unavailable]
+        """Compute one missing cache entry while the kernel is idle: first the layer nearest to the one on
+        screen for the method on screen, then the other one-pass methods at the layer on screen (so that
+        switching method is instant too). Score-CAM and Ablation-CAM are never prefetched (seconds each).
+        Returns False when there is nothing left to compute."""
+        method, layer_here = self.method_buttons.value, self.layer_slider.value
+        here = self.layers.index(layer_here)
+        wanted = []
+        if method != "cam" and not REGISTRY[method].extra_passes:
+            wanted += sorted(((layer, method) for layer in self.layers),
+                             key=lambda key: abs(self.layers.index(key[0]) - here))
+        for _, other in self.method_buttons.options:
+            if other != "cam" and not REGISTRY[other].extra_passes:
+                wanted.append((layer_here, other))
+        missing = [key for key in wanted if key not in self._cache and key not in self._unavailable]
         if not missing:
             return False
-        layer = min(missing, key=lambda name: abs(self.layers.index(name) - here))
         try:
-            self.maps(layer, method)
+            self.maps(*missing[0])
         except CamTutorError:
-            self._unavailable.add((layer, method))
+            self._unavailable.add(missing[0])
         return True
 
     def _schedule_prefetch(self) -> None:

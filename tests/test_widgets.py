@@ -162,7 +162,12 @@ def test_idle_prefetch_fills_every_layer_inside_a_running_loop_then_stops(gap_mo
         return explorer
 
     explorer = asyncio.run(scenario())
-    assert set(explorer._cache) == {(layer, "gradcam") for layer in explorer.layers}
+    from camtutor.methods import REGISTRY
+
+    fast = {m for m in widgets.METHOD_LABELS if m != "cam" and not REGISTRY[m].extra_passes}
+    shown_layer = explorer.layer_slider.value
+    assert set(explorer._cache) == ({(layer, "gradcam") for layer in explorer.layers}
+                                    | {(shown_layer, m) for m in fast})  # never Score-CAM or Ablation-CAM
     calls = explorer.compute_calls
     explorer.layer_slider.value = explorer.layers[0]
     assert explorer.compute_calls == calls and explorer.state().layer == explorer.layers[0]
