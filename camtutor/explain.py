@@ -504,10 +504,8 @@ def cam_all_classes(
     model: keras.Model, images: np.ndarray, *, layer: str | None = None, relu: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """CAM for every class: (maps (B, C, h, w), probabilities (B, C)), from one forward pass."""
-    ex, head, images = _prepare_cam(model, images, layer)
-    activations, probabilities = _run(ex.cam_function(), images, None)
-    maps = np.einsum("bhwk,kc->bchw", activations.numpy(), head.kernel)
-    return (np.maximum(maps, 0.0) if relu else maps), probabilities.numpy()
+    maps, probabilities = _class_maps(_methods.REGISTRY["cam"], model, images, None, layer, "logit", all_classes=True)
+    return (np.maximum(maps, 0.0) if relu else maps), probabilities
 
 
 def cam(
@@ -525,13 +523,7 @@ def cam(
     forward pass. The paper has no ReLU, hence ``relu=False`` by default.
     Raises :class:`camtutor.ModelError` when the model has no GAP -> Dense head.
     """
-    ex, head, images = _prepare_cam(model, images, layer)
-    if callable(class_index):
-        raise TargetError("CAM reads the Dense weights of one class per image; pass class indices, not a function")
-    classes = resolve_class_indices(class_index, len(images), ex.info.num_classes)
-    activations, _ = _run(ex.cam_function(), images, None)
-    weights = head.kernel.T[classes][:, None, None, :]  # (B, 1, 1, K)
-    maps = maths.weighted_channel_sum(activations.numpy(), weights)
+    maps = _class_maps(_methods.REGISTRY["cam"], model, images, class_index, layer, "logit", all_classes=False)[0][:, 0]
     return np.maximum(maps, 0.0) if relu else maps
 
 
@@ -598,8 +590,7 @@ def _class_maps(entry, model, images, class_index, layer, score, all_classes: bo
     if entry.gap_layer:
         ex, head, images = _prepare_cam(model, images, layer)
         if callable(class_index) and not all_classes:
-            raise TargetError(
-                "CAM reads the Dense weights of one class per image; pass class indices, not a function")
+            raise TargetError("CAM reads the Dense weights of one class per image; pass class indices, not a function")
         target_layer = head.feature_layer
     else:
         ex, images = _prepare(model, images, score)

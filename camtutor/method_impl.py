@@ -74,7 +74,7 @@ def cam_maps(forward: ForwardPass) -> np.ndarray:
     kernel = forward.head.kernel  # (K, C)
     if forward.classes is None:
         return np.einsum("bhwk,kc->bchw", forward.activations, kernel)
-    weights = kernel.T[forward.classes][:, None, None, :]  # (B, 1, 1, K)
+    weights = maths.cam_weights(kernel, forward.classes)  # (B, 1, 1, K)
     return np.asarray(maths.weighted_channel_sum(forward.activations, weights))[:, None]
 
 
