@@ -1,13 +1,18 @@
-"""CAM and Grad-CAM for a Keras model: batched, compiled once per (model, layer), exact.
+"""The CAM family for a Keras model: batched, compiled once per (model, layer, options), exact.
 
-The pipeline is the same for every method:
+Every method is an entry of :data:`camtutor.methods.REGISTRY`, and :func:`heatmap` dispatches on it. The
+pipeline:
 
 1. run the model once and capture the feature maps ``A`` (B, h, w, K) of a layer;
-2. for gradient methods, differentiate a target score with respect to ``A``;
-3. turn (A, gradients) into weights with a rule from :data:`camtutor.maths.WEIGHTINGS`;
-4. map = ``sum_k weights * A``, optionally followed by a ReLU.
+2. for gradient methods only, differentiate a target score with respect to ``A`` (gradient-free
+   methods build no tape);
+3. turn that one pass into maps: a weighting rule from :data:`camtutor.maths.WEIGHTINGS` and
+   ``sum_k weights * A`` (Grad-CAM, HiResCAM, Grad-CAM++, XGrad-CAM, LayerCAM), a function of ``A``
+   (CAM, Eigen-CAM), or extra batched passes that score masked inputs or ablated activations
+   (Score-CAM, Ablation-CAM; :mod:`camtutor.method_impl`);
+4. optionally a ReLU.
 
-Steps 1-4 run inside one ``tf.function`` that is traced once per
+For the one-pass methods steps 1-4 run inside one ``tf.function`` that is traced once per
 (model, layer, method options) and cached; the class indices are a tensor
 argument, so changing class or batch never re-traces. Maps come back raw, at
 the layer's resolution: use :func:`camtutor.upsample` and
@@ -268,10 +273,6 @@ class _Explainer:
             return _compile(all_class_maps, self._signature(False))
 
         return self._cached(("grad_cam_all", layer, score, weighting, relu), build)
-
-    def cam_function(self) -> Callable:
-        """images -> (A (B, h, w, K) float32, probabilities (B, C)) at the GAP input."""
-        return self.forward_function(self.gap_head().feature_layer)
 
     def forward_function(self, layer) -> Callable:
         """images -> (A (B, h, w, K) float32, probabilities (B, C)): one forward pass, no gradient tape."""

@@ -17,7 +17,9 @@ A CAM method is a *weighting rule* ``rule(activations, gradients) -> weights``
 whose result broadcasts against ``A``: (B, 1, 1, K) for one weight per
 channel (Grad-CAM) or (B, H, W, K) for one weight per cell (HiResCAM,
 LayerCAM). The map is always ``sum_k weights * A`` (:func:`weighted_channel_sum`).
-Adding a method means adding one rule to :data:`WEIGHTINGS`.
+Adding a gradient method means adding one rule to :data:`WEIGHTINGS` (and an entry to
+:data:`camtutor.methods.REGISTRY` to name it). The gradient-free formulas (Eigen-CAM's projection,
+Score-CAM's and Ablation-CAM's channel weights) are here too, as pure functions of their inputs.
 All rules use negative axes, so an extra leading class axis, (B, C, H, W, K),
 works too.
 """

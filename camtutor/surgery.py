@@ -1,6 +1,7 @@
-"""Tracing-time surgery: capture a layer's output and bypass the final softmax/sigmoid, leaving the model as it was.
+"""Tracing-time surgery: capture a layer's output, bypass the final softmax/sigmoid, replace a layer's output
+(Ablation-CAM), guided ReLUs (guided backpropagation), leaving the model as it was.
 
-While camtutor traces its ``tf.function`` it needs two things the model does not return: the feature maps
+While camtutor traces its ``tf.function`` it needs things the model does not return: the feature maps
 ``A`` of one layer, and (for ``score="logit"``) the score before the final activation. Both are obtained
 by replacing, for the duration of one forward pass, a layer's ``call`` (or a ``Dense``'s ``activation``)
 with a wrapper. The wrappers are safe:

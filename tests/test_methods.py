@@ -390,3 +390,23 @@ def test_the_registry_module_needs_no_tensorflow():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert int(out.stdout) == len(methods.METHODS)
     assert importlib.util.find_spec("camtutor.method_impl") is not None
+
+
+# --------------------------------------------------------------------------- the pure formulas
+def test_pure_formulas_handle_their_edge_cases():
+    from camtutor import maths
+
+    weights = maths.score_cam_weights(np.array([[0.2, 0.5, 0.5]], np.float32), np.array([0.1], np.float32))
+    np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-6)
+    assert weights[0, 1] == weights[0, 2] > weights[0, 0]
+    np.testing.assert_array_equal(maths.ablation_cam_weights(np.array([0.0]), np.array([[1.0, 2.0]])), [[0.0, 0.0]])
+    np.testing.assert_allclose(maths.ablation_cam_weights(np.array([2.0]), np.array([[1.0, 3.0]])), [[0.5, -0.5]])
+    # Eigen-CAM's sign: a map anti-correlated with the activation sum is flipped, whatever the SVD returned
+    a = np.zeros((1, 2, 2, 2), np.float32)
+    a[0, 0, 0] = [3.0, 0.0]
+    a[0, 1, 1] = [0.0, 1.0]
+    projection = maths.eigen_projection(a)[0]
+    assert projection[0, 0] == pytest.approx(3.0) and projection[1, 1] == pytest.approx(0.0, abs=1e-6)
+    assert maths.eigen_projection(-a)[0, 0, 0] == pytest.approx(-3.0)  # correlates with the (negative) sum
+    zero = maths.xgrad_cam_weights(np.zeros((1, 2, 2, 1), np.float32), np.ones((1, 2, 2, 1), np.float32))
+    np.testing.assert_array_equal(zero, 0.0)
