@@ -245,6 +245,9 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=RESULTS / "methods.md")
     parser.add_argument("--explorer-only", action="store_true", help="only the explorer's first visits")
+    parser.add_argument("--keep-memory", action="store_true",
+                        help="reuse the Score-CAM memory result of the previous run (results/methods.json): it takes "
+                             "20 min under load")
     args = parser.parse_args(argv)
     configure_threads(args.threads)
     from benchmarks.run import environment
@@ -259,7 +262,10 @@ def main(argv=None) -> int:
         print(markdown({"explorer": visits, "shapes": None}, only_explorer=True))
         return 0
     result = {"shapes": measure_shapes(3 if args.quick else 12, log), "explorer": measure_explorer(log)}
-    if not args.quick:
+    previous = args.out.with_suffix(".json")
+    if args.keep_memory and previous.exists():
+        result["memory"] = {**json.loads(previous.read_text()).get("memory", {}), "from": "the previous run"}
+    elif not args.quick:
         result["memory"] = measure_memory(log)
     env = environment(args.threads, load)
     result["env"] = (f"{env['date']}, {env['cpu']}, {env['threads']} threads, TF {env['tensorflow']}, "

@@ -78,13 +78,17 @@ def cam_maps(forward: ForwardPass) -> np.ndarray:
     return np.asarray(maths.weighted_channel_sum(forward.activations, weights))[:, None]
 
 
+_eigen_projection = tf.function(maths.eigen_projection, input_signature=[tf.TensorSpec((None, None, None, None),
+                                                                                      tf.float32)])
+
+
 def eigen_cam_maps(forward: ForwardPass) -> np.ndarray:
     """Eigen-CAM (Muhammad & Yeasin 2020): the activations projected on their first principal component.
 
     Class-agnostic: the same map for every class (see :func:`camtutor.maths.eigen_projection` for the
     formula and the sign convention). -> (B, T, h, w), the map repeated for each of the T targets.
     """
-    projection = np.asarray(maths.eigen_projection(tf.constant(forward.activations)))[:, None]
+    projection = _eigen_projection(tf.constant(forward.activations)).numpy()[:, None]
     targets = forward.num_classes if forward.classes is None else 1
     return np.repeat(projection, targets, axis=1)
 
