@@ -23,9 +23,9 @@ import tensorflow as tf
 
 from camtutor import maths
 
-#: Input values (rows x H x W x C) scored per call by Score-CAM: 2**21 floats is 8 MB of masked
-#: inputs, 13 images at 224x224x3 (MobileNetV2 then peaks well under 1 GB), 170 at 64x64x3.
-SCORECAM_CHUNK_VALUES = 2**21
+#: Input values (rows x H x W x C) scored per call by Score-CAM: 2**20 floats is 4 MB of masked
+#: inputs, 6 images at 224x224x3, 85 at 64x64x3 (the fastest of 2**19..2**23 on the shapes model).
+SCORECAM_CHUNK_VALUES = 2**20
 #: Activation values (rows x h x w x K) rescored per call by Ablation-CAM.
 ABLATION_CHUNK_VALUES = 2**22
 
