@@ -1,13 +1,18 @@
-"""CAM and Grad-CAM for a Keras model: batched, compiled once per (model, layer), exact.
+"""The CAM family for a Keras model: batched, compiled once per (model, layer, options), exact.
 
-The pipeline is the same for every method:
+Every method is an entry of :data:`camtutor.methods.REGISTRY`, and :func:`heatmap` dispatches on it. The
+pipeline:
 
 1. run the model once and capture the feature maps ``A`` (B, h, w, K) of a layer;
-2. for gradient methods, differentiate a target score with respect to ``A``;
-3. turn (A, gradients) into weights with a rule from :data:`camtutor.maths.WEIGHTINGS`;
-4. map = ``sum_k weights * A``, optionally followed by a ReLU.
+2. for gradient methods only, differentiate a target score with respect to ``A`` (gradient-free
+   methods build no tape);
+3. turn that one pass into maps: a weighting rule from :data:`camtutor.maths.WEIGHTINGS` and
+   ``sum_k weights * A`` (Grad-CAM, HiResCAM, Grad-CAM++, XGrad-CAM, LayerCAM), a function of ``A``
+   (CAM, Eigen-CAM), or extra batched passes that score masked inputs or ablated activations
+   (Score-CAM, Ablation-CAM; :mod:`camtutor.method_impl`);
+4. optionally a ReLU.
 
-Steps 1-4 run inside one ``tf.function`` that is traced once per
+For the one-pass methods steps 1-4 run inside one ``tf.function`` that is traced once per
 (model, layer, method options) and cached; the class indices are a tensor
 argument, so changing class or batch never re-traces. Maps come back raw, at
 the layer's resolution: use :func:`camtutor.upsample` and
@@ -33,6 +38,8 @@ import numpy as np
 import tensorflow as tf
 
 from camtutor import maths, surgery
+from camtutor import methods as _methods
+from camtutor.methods import METHODS
 from camtutor.errors import CamTutorError, LayerError, ModelError, TargetError
 from camtutor.inputs import check_images
 from camtutor.layers import (
@@ -267,18 +274,94 @@ class _Explainer:
 
         return self._cached(("grad_cam_all", layer, score, weighting, relu), build)
 
-    def cam_function(self) -> Callable:
-        """images -> (A (B, h, w, K) float32, probabilities (B, C)) at the GAP input."""
-        head = self.gap_head()
+    def forward_function(self, layer) -> Callable:
+        """images -> (A (B, h, w, K) float32, probabilities (B, C)): one forward pass, no gradient tape."""
 
         def build() -> Callable:
             def feature_maps(images):
-                activations, _, probabilities = self._forward(images, head.feature_layer, None)
+                activations, _, probabilities = self._forward(images, layer, None)
                 return tf.cast(activations, tf.float32), probabilities
 
             return _compile(feature_maps, self._signature(False))
 
-        return self._cached(("cam",), build)
+        return self._cached(("forward", layer), build)
+
+    def scores_function(self, score: str) -> Callable:
+        """images -> scores (B, C) float32: logits (``score="logit"``) or class probabilities. No tape."""
+
+        def build() -> Callable:
+            def scores_of(images):
+                if score == "probability":  # the model's own output, read as probabilities
+                    return read_scores(self.info, self.model(images, training=False), pre_activation=False)[1]
+                with surgery.traced(None, None, self.info if self._bypass else None):
+                    raw = self.model(images, training=False)
+                logits, probabilities = read_scores(self.info, raw, pre_activation=self._bypass)
+                return self._scores(logits, probabilities, score)
+
+            return _compile(scores_of, self._signature(False))
+
+        return self._cached(("scores", score), build)
+
+    def masked_scores_function(self) -> Callable:
+        """(images (B, H, W, C), A (B, h, w, K), rows (n,), channels (n,)) -> probabilities (n, C) of the
+        images masked by their upsampled, normalised channels (Score-CAM), masks built inside the graph."""
+        images_spec = self._signature(False)[0]
+
+        def build() -> Callable:
+            scores_of = self.scores_function("probability").python_function
+            masked_inputs = method_impl().masked_inputs
+
+            def masked_scores(images, activations, rows, channels):
+                return scores_of(masked_inputs(images, activations, rows, channels))
+
+            spec = [images_spec, tf.TensorSpec((None, None, None, None), tf.float32),
+                    tf.TensorSpec((None,), tf.int32), tf.TensorSpec((None,), tf.int32)]
+            return _compile(masked_scores, spec)
+
+        return self._cached(("masked_scores",), build)
+
+    def ablated_function(self, layer, score: str) -> Callable:
+        """(A (n, h, w, K), keep (n, K)) -> scores (n, C): the rest of the network after ``layer`` run on
+        ``A * keep`` (the layers before ``layer`` are not run: their output is replaced, so they are pruned)."""
+        spec = [tf.TensorSpec((None, *layer.output.shape[1:]), tf.float32),
+                tf.TensorSpec((None, layer.output.shape[-1]), tf.float32)]
+
+        def build() -> Callable:
+            def ablated_scores(activations, keep):
+                rows = tf.shape(activations)[:1]
+                images = tf.zeros(tf.concat([rows, self.input_shape[1:]], axis=0), tf.float32)
+                dtype = layer.compute_dtype or "float32"
+
+                def replacement():
+                    return tf.cast(activations * keep[:, None, None, :], dtype)
+
+                with surgery.traced(layer, None, self.info if self._bypass else None, replace=replacement) as capture:
+                    raw = self.model(images, training=False)
+                    capture.tensor  # noqa: B018 - refuses a layer that runs more than once
+                logits, probabilities = read_scores(self.info, raw, pre_activation=self._bypass)
+                return self._scores(logits, probabilities, score)
+
+            return _compile(ablated_scores, spec)
+
+        return self._cached(("ablated", layer, score), build)
+
+    def guided_function(self, score: str, target: Callable | None) -> Callable:
+        """images, [classes] -> dy/dx (B, H, W, C) with guided-ReLU gradients (only while tracing)."""
+
+        def build() -> Callable:
+            def guided_gradients(images, class_indices=None):
+                with tf.GradientTape(watch_accessed_variables=False) as tape:
+                    tape.watch(images)
+                    with surgery.traced(None, None, self.info if self._bypass else None, guided=self.model):
+                        raw = self.model(images, training=False)
+                    logits, probabilities = read_scores(self.info, raw, pre_activation=self._bypass)
+                    scores = self._scores(logits, probabilities, score)
+                    y = class_score(scores, class_indices) if target is None else surgery.target_scores(target, scores)
+                return tf.cast(tape.gradient(y, images), tf.float32)
+
+            return _compile(guided_gradients, self._signature(target is None))
+
+        return self._cached(("guided", score, target), build)
 
 
 _EXPLAINERS: "weakref.WeakKeyDictionary[keras.Model, _Explainer]" = weakref.WeakKeyDictionary()
@@ -352,6 +435,7 @@ def grad_cam(
     weighting: str = "mean",
     relu: bool = True,
     score: str = "logit",
+    smooth=None,
 ) -> np.ndarray:
     """Grad-CAM maps (B, h, w), raw (not normalised), at ``layer``'s resolution.
 
@@ -373,12 +457,15 @@ def grad_cam(
             changed); "probability" the softmax output, as the original
             one-hot target did. A softmax hidden inside a custom layer or a
             subclassed model cannot be bypassed: "logit" then raises ModelError.
+        smooth: SmoothGrad (Smilkov et al. 2017), ``(n, sigma)`` or ``(n, sigma, seed)``: the mean map over
+            n copies with Gaussian noise of std ``sigma * (x_max - x_min)`` per image, seeded (default 0),
+            computed in one call over the tiled batch (no re-tracing). ``sigma=0`` gives the plain map.
     """
+    smooth = _smooth_spec(smooth)
     ex, images = _prepare(model, images, score, weighting)
     target_fn, classes = _targets(ex, images, class_index)
     function = ex.grad_cam_function(_layer(model, layer), score, weighting, bool(relu), target_fn)
-    maps, _ = _run(function, images, classes)
-    return maps.numpy()
+    return _smoothed(smooth, images, classes, lambda x, c: _run(function, x, c)[0].numpy())
 
 
 def grad_cam_all_classes(
@@ -418,10 +505,8 @@ def cam_all_classes(
     model: keras.Model, images: np.ndarray, *, layer: str | None = None, relu: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """CAM for every class: (maps (B, C, h, w), probabilities (B, C)), from one forward pass."""
-    ex, head, images = _prepare_cam(model, images, layer)
-    activations, probabilities = _run(ex.cam_function(), images, None)
-    maps = np.einsum("bhwk,kc->bchw", activations.numpy(), head.kernel)
-    return (np.maximum(maps, 0.0) if relu else maps), probabilities.numpy()
+    maps, probabilities = _class_maps(_methods.REGISTRY["cam"], model, images, None, layer, "logit", all_classes=True)
+    return (np.maximum(maps, 0.0) if relu else maps), probabilities
 
 
 def cam(
@@ -439,13 +524,7 @@ def cam(
     forward pass. The paper has no ReLU, hence ``relu=False`` by default.
     Raises :class:`camtutor.ModelError` when the model has no GAP -> Dense head.
     """
-    ex, head, images = _prepare_cam(model, images, layer)
-    if callable(class_index):
-        raise TargetError("CAM reads the Dense weights of one class per image; pass class indices, not a function")
-    classes = resolve_class_indices(class_index, len(images), ex.info.num_classes)
-    activations, _ = _run(ex.cam_function(), images, None)
-    weights = head.kernel.T[classes][:, None, None, :]  # (B, 1, 1, K)
-    maps = maths.weighted_channel_sum(activations.numpy(), weights)
+    maps = _class_maps(_methods.REGISTRY["cam"], model, images, class_index, layer, "logit", all_classes=False)[0][:, 0]
     return np.maximum(maps, 0.0) if relu else maps
 
 
@@ -456,7 +535,136 @@ def class_probabilities(model: keras.Model, images: np.ndarray) -> np.ndarray:
     return read_scores(ex.info, model(images, training=False), pre_activation=False)[1].numpy()
 
 
-from camtutor.methods import METHODS  # noqa: E402  (the TF-free registry of names)
+def _smooth_spec(smooth) -> tuple[int, float, int] | None:
+    """``smooth=(n, sigma)`` or ``(n, sigma, seed)`` checked: -> (n, sigma, seed) or None."""
+    if smooth is None:
+        return None
+    message = ("smooth must be (n, sigma) or (n, sigma, seed): n >= 1 noisy copies, noise sigma >= 0 as a fraction "
+               f"of each image's value range (Smilkov et al. use 0.1-0.2), e.g. smooth=(16, 0.15); got {smooth!r}")
+    if not isinstance(smooth, (tuple, list)) or len(smooth) not in (2, 3):
+        raise CamTutorError(message)
+    n, sigma, seed = (*smooth, 0) if len(smooth) == 2 else smooth
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1 or isinstance(sigma, bool):
+        raise CamTutorError(message)
+    try:
+        sigma = float(sigma)
+    except (TypeError, ValueError):
+        raise CamTutorError(message) from None
+    if not np.isfinite(sigma) or sigma < 0 or not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise CamTutorError(message)
+    return int(n), sigma, int(seed)
+
+
+def _smoothed(smooth, images: np.ndarray, classes: np.ndarray | None, call: Callable) -> np.ndarray:
+    """SmoothGrad (Smilkov et al. 2017): ``(1/n) sum_i M(x + N(0, sigma^2 (x_max - x_min)^2))``.
+
+    One call of the compiled function over the n noisy copies tiled into one batch (no re-tracing: the batch
+    size is dynamic); the noise is drawn with numpy from ``seed``. ``call(images, classes) -> (N, ...)``.
+    """
+    if smooth is None:
+        return call(images, classes)
+    n, sigma, seed = smooth
+    spread = images.max(axis=(1, 2, 3), keepdims=True) - images.min(axis=(1, 2, 3), keepdims=True)
+    noise = np.random.default_rng(seed).standard_normal((n, *images.shape), dtype=np.float32)
+    noisy = (images[None] + noise * (sigma * spread)[None]).reshape(-1, *images.shape[1:]).astype(np.float32)
+    tiled = None if classes is None else np.tile(classes, n)
+    out = call(noisy, tiled)
+    return out.reshape(n, len(images), *out.shape[1:]).mean(axis=0)
+
+
+def _pick(ex: _Explainer, classes: np.ndarray | None, target: Callable | None, all_classes: bool) -> Callable:
+    """scores (N, C), image of each row (N,) -> (N, T): the target score(s) for extra-pass methods."""
+
+    def pick(scores, rows):
+        if all_classes:
+            return np.asarray(scores, np.float32)
+        if target is not None:
+            return np.asarray(surgery.target_scores(target, tf.constant(scores)))[:, None]
+        scores = np.asarray(scores, np.float32)
+        return scores[np.arange(len(rows)), classes[rows]][:, None]
+
+    return pick
+
+
+def _class_maps(entry, model, images, class_index, layer, score, all_classes: bool):
+    """Raw maps (B, T, h, w) and probabilities (B, C) of a "forward" or "passes" entry (T = 1, or C classes)."""
+    if entry.gap_layer:
+        ex, head, images = _prepare_cam(model, images, layer)
+        if callable(class_index) and not all_classes:
+            raise TargetError("CAM reads the Dense weights of one class per image; pass class indices, not a function")
+        target_layer = head.feature_layer
+    else:
+        ex, images = _prepare(model, images, score)
+        head, target_layer = None, _layer(model, layer)
+    target, classes = (None, None) if all_classes else _targets(ex, images, class_index)
+    activations, probabilities = _run(ex.forward_function(target_layer), images, None)
+    activations, probabilities = activations.numpy(), probabilities.numpy()
+    implementation = entry.implementation()
+    if entry.kind == "forward":
+        if callable(class_index) and entry.class_specific and not all_classes:
+            raise TargetError(f"{entry.label} needs class indices, not a function")
+        maps = implementation(method_impl().ForwardPass(activations, classes, ex.info.num_classes, head))
+        return maps, probabilities
+    if score == "logit" and not ex.info.logits_reachable:
+        raise ModelError(ex.no_logits_message())
+    passes = method_impl().Passes(
+        images=images,
+        activations=activations,
+        pick=_pick(ex, classes, target, all_classes),
+        score_inputs=lambda x: surgery.run(ex.scores_function("probability"), x).numpy(),
+        score_masked=lambda x, a, rows, ks: surgery.run(ex.masked_scores_function(), x, a, rows, ks).numpy(),
+        score_ablated=lambda a, keep: surgery.run(ex.ablated_function(target_layer, score), a, keep).numpy(),
+    )
+    weights = implementation(passes)  # (B, K, T)
+    return np.einsum("bhwk,bkt->bthw", activations, weights), probabilities
+
+
+def method_impl():
+    """camtutor.method_impl, imported on first use."""
+    from camtutor import method_impl as module
+
+    return module
+
+
+def guided_backprop(
+    model: keras.Model,
+    images: np.ndarray,
+    class_index: ClassIndex,
+    *,
+    score: str = "logit",
+    smooth=None,
+) -> np.ndarray:
+    """Guided backpropagation (Springenberg et al. 2015): ``dy^c/dx`` (B, H, W, C) at input resolution, raw.
+
+    Every ReLU (ReLU layers, relu/relu6 activations, ReLU6 clipped) passes the gradient back only where its
+    input was in the linear range and the incoming gradient is positive:
+    ``dL/dx = dL/dy * [x > 0] * [dL/dy > 0]``. The guided ReLUs exist only while camtutor traces its
+    function: the model is untouched. ``smooth=(n, sigma)``: SmoothGrad, as in :func:`grad_cam`.
+    """
+    smooth = _smooth_spec(smooth)
+    ex, images = _prepare(model, images, score)
+    target_fn, classes = _targets(ex, images, class_index)
+    function = ex.guided_function(score, target_fn)
+    return _smoothed(smooth, images, classes, lambda x, c: _run(function, x, c).numpy())
+
+
+def guided_gradcam(
+    model: keras.Model,
+    images: np.ndarray,
+    class_index: ClassIndex,
+    *,
+    layer: str | None = None,
+    score: str = "logit",
+    smooth=None,
+) -> np.ndarray:
+    """Guided Grad-CAM (Selvaraju et al. 2017, Sec. 3.1): (B, H, W, C), raw.
+
+    ``guided_backprop(x) * Up(ReLU(sum_k alpha_k^c A^k))``: guided backpropagation times the Grad-CAM map
+    bilinearly upsampled to the input (:func:`camtutor.method_impl.guided_gradcam_maps`).
+    """
+    guided = guided_backprop(model, images, class_index, score=score, smooth=smooth)
+    maps = grad_cam(model, images, class_index, layer=layer, score=score, smooth=smooth)
+    return method_impl().guided_gradcam_maps(maps, guided)
 
 
 def heatmap(
@@ -468,15 +676,57 @@ def heatmap(
     layer: str | None = None,
     relu: bool = True,
     score: str = "logit",
+    smooth=None,
 ) -> np.ndarray:
-    """One entry point for the three methods: "cam", "gradcam" (channel means), "hirescam" (elementwise): (B, h, w).
+    """One entry point for every method of :data:`camtutor.methods.REGISTRY`: raw maps (B, h, w).
 
-    ``method="cam"`` is :func:`cam` (with ``relu`` as given); the others are :func:`grad_cam` with
-    ``weighting="mean"`` or ``"elementwise"``. Used by the ``camtutor`` command and the explorer.
+    ``method`` is a name from :data:`camtutor.METHODS` ("cam", "gradcam", "hirescam", "gradcam++",
+    "xgradcam", "layercam", "scorecam", "ablationcam", "eigencam", "guided_gradcam"); each entry's
+    docstring gives its paper and formula. Maps are at ``layer``'s resolution, except "guided_gradcam":
+    its (B, H, W, C) result at input resolution is reduced to ``max_c |.|`` (B, H, W), the saliency-map
+    convention of Simonyan et al. 2014 (call :func:`guided_gradcam` for the colour channels).
+    "cam" defaults to ``relu`` as given (the paper has none). Score-CAM always scores softmax probabilities
+    (its definition); Ablation-CAM uses ``score``. ``smooth=(n, sigma)`` averages a gradient method over n
+    noisy copies (SmoothGrad). Used by the ``camtutor`` command and the explorer.
     """
-    if method == "cam":
-        return cam(model, images, class_index, layer=layer, relu=relu)
-    if method in ("gradcam", "hirescam"):
-        weighting = "mean" if method == "gradcam" else "elementwise"
-        return grad_cam(model, images, class_index, layer=layer, weighting=weighting, relu=relu, score=score)
-    raise CamTutorError(f"method must be one of {METHODS}, got {method!r}")
+    entry = _methods.get(method)
+    smooth = _smooth_spec(smooth)
+    if smooth is not None and not entry.gradients:
+        raise CamTutorError(
+            f"smooth=(n, sigma) (SmoothGrad) averages gradients over noisy copies; {entry.label} uses no gradients: "
+            "drop smooth, or choose a gradient method such as 'gradcam'")
+    if entry.kind == "weighting":
+        return grad_cam(model, images, class_index, layer=layer, weighting=entry.weighting, relu=relu, score=score,
+                        smooth=smooth)
+    if entry.kind == "input":
+        return np.abs(guided_gradcam(model, images, class_index, layer=layer, score=score, smooth=smooth)).max(-1)
+    maps, _ = _class_maps(entry, model, images, class_index, layer, score, all_classes=False)
+    maps = maps[:, 0]
+    return np.maximum(maps, 0.0) if relu else maps
+
+
+def heatmap_all_classes(
+    model: keras.Model,
+    images: np.ndarray,
+    *,
+    method: str = "gradcam",
+    layer: str | None = None,
+    relu: bool = False,
+    score: str = "logit",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every class's raw map from one computation: (maps (B, C, h, w), probabilities (B, C)).
+
+    Gradient methods use one batched Jacobian (:func:`grad_cam_all_classes`), CAM the Dense kernel, Score-CAM
+    and Ablation-CAM read every class from the same masked/ablated passes, Eigen-CAM repeats its one map.
+    "guided_gradcam" (input resolution) is not offered here. Used by the explorer.
+    """
+    entry = _methods.get(method)
+    if entry.kind == "weighting":
+        return grad_cam_all_classes(model, images, layer=layer, weighting=entry.weighting, relu=relu, score=score)
+    if entry.kind == "input":
+        raise CamTutorError(f"{entry.label} is at input resolution, one class at a time: call heatmap(..., "
+                            f"method={method!r}) per class")
+    if entry.gap_layer:
+        return cam_all_classes(model, images, layer=layer, relu=relu)
+    maps, probabilities = _class_maps(entry, model, images, None, layer, score, all_classes=True)
+    return (np.maximum(maps, 0.0) if relu else maps), probabilities

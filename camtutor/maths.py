@@ -17,7 +17,9 @@ A CAM method is a *weighting rule* ``rule(activations, gradients) -> weights``
 whose result broadcasts against ``A``: (B, 1, 1, K) for one weight per
 channel (Grad-CAM) or (B, H, W, K) for one weight per cell (HiResCAM,
 LayerCAM). The map is always ``sum_k weights * A`` (:func:`weighted_channel_sum`).
-Adding a method means adding one rule to :data:`WEIGHTINGS`.
+Adding a gradient method means adding one rule to :data:`WEIGHTINGS` (and an entry to
+:data:`camtutor.methods.REGISTRY` to name it). The gradient-free formulas (Eigen-CAM's projection,
+Score-CAM's and Ablation-CAM's channel weights) are here too, as pure functions of their inputs.
 All rules use negative axes, so an extra leading class axis, (B, C, H, W, K),
 works too.
 """
@@ -118,9 +120,17 @@ def positive_gradient_weights(activations: ArrayLike, gradients: ArrayLike) -> t
 
 @_numpy_in_numpy_out
 def gradcam_plus_plus_weights(activations: ArrayLike, gradients: ArrayLike) -> tf.Tensor:
-    """Grad-CAM++ channel weights (Chattopadhay et al. 2018, Eq. 19 with exp-score gradients): -> (B, 1, 1, K).
+    """Grad-CAM++ channel weights (Chattopadhay et al. 2018, Eq. 19, the exp-score closed form): -> (B, 1, 1, K).
 
-    ``alpha = g^2 / (2 g^2 + sum_ij A g^3)``, ``w_k = sum_ij alpha * relu(g)``.
+    The paper differentiates ``Y^c = exp(S^c)``; then all higher derivatives are powers of ``g = dS^c/dA``
+    and the closed form is, per cell (i, j) and channel k::
+
+        alpha_ij^k = g_ij^2 / (2 g_ij^2 + sum_ab A_ab^k g_ij^3)      (0 where the denominator is 0)
+        w_k        = sum_ij alpha_ij^k relu(g_ij)
+
+    ``g`` here is the gradient of the score S (the logit by default), not of exp(S): the paper's
+    ``relu(dY/dA) = exp(S) relu(g)`` only multiplies every weight of an image by the same positive
+    ``exp(S)``, which :func:`normalize` removes, and dropping it avoids overflow for large logits.
     """
     a, g = _as_float_tensor(activations), _as_float_tensor(gradients)
     g2, g3 = g**2, g**3
@@ -129,13 +139,72 @@ def gradcam_plus_plus_weights(activations: ArrayLike, gradients: ArrayLike) -> t
     return tf.reduce_sum(alpha * tf.nn.relu(g), axis=_SPATIAL_AXES, keepdims=True)
 
 
+@_numpy_in_numpy_out
+def xgrad_cam_weights(activations: ArrayLike, gradients: ArrayLike) -> tf.Tensor:
+    """XGrad-CAM channel weights (Fu et al. 2020, Eq. 9): -> (B, 1, 1, K).
+
+    ``w_k = sum_ij (A_ij^k / sum_ab A_ab^k) * dS^c/dA_ij^k``: the gradients averaged with the
+    activations as weights (0 for a channel whose activations sum to 0).
+    """
+    a, g = _as_float_tensor(activations), _as_float_tensor(gradients)
+    numerator = tf.reduce_sum(a * g, axis=_SPATIAL_AXES, keepdims=True)
+    return tf.math.divide_no_nan(numerator, tf.reduce_sum(a, axis=_SPATIAL_AXES, keepdims=True))
+
+
 #: Weighting rules by name. ``grad_cam(..., weighting=NAME)`` looks them up here.
 WEIGHTINGS: dict[str, WeightingRule] = {
     "mean": mean_gradient_weights,
     "elementwise": elementwise_weights,
     "positive": positive_gradient_weights,
     "plusplus": gradcam_plus_plus_weights,
+    "xgrad": xgrad_cam_weights,
 }
+
+
+@_numpy_in_numpy_out
+def eigen_projection(activations: ArrayLike) -> tf.Tensor:
+    """Eigen-CAM (Muhammad & Yeasin 2020, Eq. 3): (B, H, W, K) -> (B, H, W), class-agnostic.
+
+    Per image, the (H*W, K) activations ``O = U S V^T`` (SVD, not centred, as in the paper) are
+    projected on the first right singular vector: ``L = O v_1``, the first principal direction.
+    A singular vector's sign is arbitrary, so it is fixed here: the map correlates positively with
+    the activation sum ``sum_k A_k`` (if the correlation is 0 the sign makes ``sum L >= 0``).
+    """
+    a = _as_float_tensor(activations)
+    shape = tf.shape(a)
+    flat = tf.reshape(a, tf.stack([shape[0], shape[1] * shape[2], shape[3]]))  # (B, HW, K)
+    _, _, v = tf.linalg.svd(flat, full_matrices=False)
+    projection = tf.linalg.matvec(flat, v[:, :, 0])  # (B, HW)
+    total = tf.reduce_sum(flat, axis=-1)
+    centred = (projection - tf.reduce_mean(projection, -1, keepdims=True)) * (
+        total - tf.reduce_mean(total, -1, keepdims=True))
+    correlation = tf.reduce_sum(centred, axis=-1, keepdims=True)
+    fallback = tf.reduce_sum(projection, axis=-1, keepdims=True)
+    sign = tf.where(tf.equal(correlation, 0.0), tf.where(fallback < 0, -1.0, 1.0), tf.sign(correlation))
+    return tf.reshape(projection * sign, shape[:3])
+
+
+@_numpy_in_numpy_out
+def score_cam_weights(scores: ArrayLike, baseline: ArrayLike) -> tf.Tensor:
+    """Score-CAM channel weights (Wang et al. 2020, Eqs. 5-6): (B, K) scores -> (B, K) weights.
+
+    ``scores[b, k]`` is the class probability on image b masked by the upsampled, min-max normalised
+    channel k; ``baseline[b]`` the probability on the baseline (a zero image). The increase of
+    confidence ``C(A_k) = scores - baseline`` is softmax-normalised over the channels.
+    """
+    increase = _as_float_tensor(scores) - _as_float_tensor(baseline)[..., None]
+    return tf.nn.softmax(increase, axis=-1)
+
+
+@_numpy_in_numpy_out
+def ablation_cam_weights(score: ArrayLike, ablated: ArrayLike) -> tf.Tensor:
+    """Ablation-CAM channel weights (Desai & Ramaswamy 2020, Eq. 3): (B,) and (B, K) -> (B, K).
+
+    ``w_k = (y_c - y_c^k) / y_c`` with ``y_c^k`` the class score with channel k of the layer set to 0
+    (0 where ``y_c`` is 0).
+    """
+    y = _as_float_tensor(score)[..., None]
+    return tf.math.divide_no_nan(y - _as_float_tensor(ablated), y)
 
 
 def cam_weights(dense_kernel: ArrayLike, class_indices: ArrayLike) -> tf.Tensor:

@@ -1,6 +1,7 @@
-"""Tracing-time surgery: capture a layer's output and bypass the final softmax/sigmoid, leaving the model as it was.
+"""Tracing-time surgery: capture a layer's output, bypass the final softmax/sigmoid, replace a layer's output
+(Ablation-CAM), guided ReLUs (guided backpropagation), leaving the model as it was.
 
-While camtutor traces its ``tf.function`` it needs two things the model does not return: the feature maps
+While camtutor traces its ``tf.function`` it needs things the model does not return: the feature maps
 ``A`` of one layer, and (for ``score="logit"``) the score before the final activation. Both are obtained
 by replacing, for the duration of one forward pass, a layer's ``call`` (or a ``Dense``'s ``activation``)
 with a wrapper. The wrappers are safe:
@@ -27,7 +28,7 @@ from camtutor.errors import CamTutorError, LayerError, TargetError
 from camtutor.layers import OutputInfo
 
 _LOCK = threading.RLock()
-_LOCAL = threading.local()  # .hooks: {id(layer): hook(original_call, *args, **kwargs)}; .bypass: {id(layer)}
+_LOCAL = threading.local()  # .hooks: {id(layer): hook(original_call, *args, **kwargs)}; .act: {id(layer): fn}
 _MISSING = object()
 TARGET_SHAPE_MESSAGE = "a target function must return one score per image (B,)"
 
@@ -36,8 +37,8 @@ def _hooks() -> dict:
     return getattr(_LOCAL, "hooks", {})
 
 
-def _bypassed() -> set:
-    return getattr(_LOCAL, "bypass", set())
+def _activations() -> dict:
+    return getattr(_LOCAL, "act", {})
 
 
 class Capture:
@@ -84,11 +85,12 @@ def _call_wrapper(layer) -> Callable:
 
 
 def _activation_wrapper(layer) -> Callable:
-    """``layer.activation`` that is the identity in the tracing thread, the original everywhere else."""
+    """``layer.activation`` that is this thread's replacement for ``layer`` if any, the original everywhere else."""
     original = layer.activation
 
     def activation(x):
-        return x if id(layer) in _bypassed() else original(x)
+        replacement = _activations().get(id(layer))
+        return original(x) if replacement is None else replacement(x)
 
     return functools.wraps(original)(activation)
 
@@ -97,39 +99,103 @@ def _identity_hook(original, inputs, *args, **kwargs):
     return inputs
 
 
+def _identity(x):
+    return x
+
+
+def _guided_relu(max_value: float | None = None) -> Callable:
+    """ReLU (clipped at ``max_value``) whose backward pass is guided backpropagation (Springenberg et al. 2015):
+    the gradient passes only where the input was in the linear range *and* the incoming gradient is positive."""
+
+    @tf.custom_gradient
+    def guided(x):
+        y = tf.nn.relu(x) if max_value is None else tf.clip_by_value(x, 0.0, max_value)
+
+        def grad(dy):
+            open_ = x > 0 if max_value is None else tf.logical_and(x > 0, x < max_value)
+            return dy * tf.cast(tf.logical_and(open_, dy > 0), dy.dtype)
+
+        return y, grad
+
+    return guided
+
+
+def _guided_targets(model) -> tuple[list, list]:
+    """(layers whose ``activation`` is relu/relu6 -> replacement, ReLU/Activation('relu') layers -> call hook)."""
+    relu, relu6 = keras.activations.relu, keras.activations.relu6
+    by_activation, by_call = [], []
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        activation = getattr(layer, "activation", None)
+        if isinstance(layer, keras.layers.ReLU):
+            slope = float(getattr(layer, "negative_slope", 0.0) or 0.0)
+            threshold = float(getattr(layer, "threshold", 0.0) or 0.0)
+            if slope == 0.0 and threshold == 0.0:
+                max_value = layer.max_value
+                by_call.append((layer, _guided_relu(None if max_value is None else float(max_value))))
+        elif isinstance(layer, keras.layers.Activation) and activation in (relu, relu6):
+            by_call.append((layer, _guided_relu(None if activation is relu else 6.0)))
+        elif activation in (relu, relu6):
+            by_activation.append((layer, _guided_relu(None if activation is relu else 6.0)))
+    return by_activation, by_call
+
+
 @contextlib.contextmanager
-def traced(layer, tape: tf.GradientTape | None, info: OutputInfo | None) -> Iterator[Capture]:
+def traced(
+    layer,
+    tape: tf.GradientTape | None,
+    info: OutputInfo | None,
+    *,
+    replace: Callable[[], tf.Tensor] | None = None,
+    guided=None,
+) -> Iterator[Capture]:
     """While the ``with`` block runs the model, capture ``layer``'s output (watched by ``tape``) and, when
     ``info`` is given and reachable, return the pre-activation score instead of the final softmax/sigmoid.
+
+    ``layer`` may be None (nothing captured). ``replace``: the layer's output is ``replace()`` instead of
+    what the layer computes (the layer itself is not run, so what only fed it is pruned from the graph):
+    Ablation-CAM reruns the rest of the network on ablated activations this way. ``guided``: the model
+    whose ReLUs (ReLU layers, relu/relu6 activations) get guided-backpropagation gradients.
 
     Holds camtutor's tracing lock; the hooks act only in this thread.
     """
     capture = Capture()
 
     def capture_hook(original, *args, **kwargs):
-        out = original(*args, **kwargs)
+        out = original(*args, **kwargs) if replace is None else replace()
         if tape is not None:
             tape.watch(out)
         capture.tensors.append(out)
         return out
 
     with _LOCK, contextlib.ExitStack() as stack:
-        hooks = {id(layer): capture_hook}
-        bypass: set[int] = set()
-        stack.enter_context(_patched(layer, "call", _call_wrapper(layer)))
+        hooks: dict = {}
+        acts: dict = {}
+        if layer is not None:
+            hooks[id(layer)] = capture_hook
+            stack.enter_context(_patched(layer, "call", _call_wrapper(layer)))
         final = info.layer if info is not None and info.bypass else None
         if final is not None and info.bypass == "call":
             stack.enter_context(_patched(final, "call", _call_wrapper(final)))
             hooks[id(final)] = _identity_hook
         elif final is not None:
             stack.enter_context(_patched(final, "activation", _activation_wrapper(final)))
-            bypass.add(id(final))
-        previous = _hooks(), _bypassed()
-        _LOCAL.hooks, _LOCAL.bypass = {**previous[0], **hooks}, previous[1] | bypass
+            acts[id(final)] = _identity
+        if guided is not None:
+            by_activation, by_call = _guided_targets(guided)
+            for target, fn in by_activation:
+                if id(target) not in acts:
+                    stack.enter_context(_patched(target, "activation", _activation_wrapper(target)))
+                    acts[id(target)] = fn
+            for target, fn in by_call:
+                if id(target) not in hooks:
+                    stack.enter_context(_patched(target, "call", _call_wrapper(target)))
+                    hooks[id(target)] = lambda original, inputs, *a, _fn=fn, **k: _fn(inputs)
+        previous = _hooks(), _activations()
+        _LOCAL.hooks, _LOCAL.act = {**previous[0], **hooks}, {**previous[1], **acts}
         try:
             yield capture
         finally:
-            _LOCAL.hooks, _LOCAL.bypass = previous
+            _LOCAL.hooks, _LOCAL.act = previous
 
 
 def _camtutor_error_in(exc: BaseException) -> CamTutorError | None:

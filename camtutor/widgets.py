@@ -40,12 +40,14 @@ from camtutor.errors import CamTutorError, ImageError, ModelError
 from camtutor import inputs as _inputs
 from camtutor.inputs import check_images, resize_images
 from camtutor.layers import conv_layers, find_layer, gap_dense_head, is_spatial, layer_name
+from camtutor.methods import REGISTRY
 
 # Calls go through the module so tests can count them (monkeypatch _explain.grad_cam_all_classes).
 from camtutor import explain as _explain  # noqa: E402
 
-METHOD_LABELS = {"cam": "CAM", "gradcam": "Grad-CAM", "hirescam": "HiResCAM"}
-_WEIGHTING = {"gradcam": "mean", "hirescam": "elementwise"}
+#: The explorer's methods, from the registry: every method with a map at a layer's resolution (Guided
+#: Grad-CAM is at input resolution and one class at a time: call ``camtutor.explain.guided_gradcam``).
+METHOD_LABELS = {name: entry.label for name, entry in REGISTRY.items() if entry.kind != "input"}
 MAX_PANEL_SIZE = 2048  #: largest ``panel_size`` (pixels per side) the explorer draws
 _COLORBAR = to_uint8_rgb(colorize(np.linspace(1.0, 0.0, 256, dtype=np.float32)[:, None]))
 
@@ -106,7 +108,10 @@ class Explorer:
             image is accepted); checked by :func:`camtutor.check_images`, which warns once about 0..255 data.
         class_names: one name per class (default "class 0", "class 1", ...).
         layer: the layer shown first (default: the last feature-map layer).
-        method: "gradcam" (default), "hirescam" or "cam".
+        method: a key of :data:`METHOD_LABELS` (the registry's methods at layer resolution): "gradcam"
+            (default), "hirescam", "cam", "gradcam++", "xgradcam", "layercam", "scorecam", "ablationcam",
+            "eigencam". Score-CAM and Ablation-CAM run K x N extra passes: the note says they are computing,
+            and they are computed once per layer (never prefetched), so switching class stays instant.
         alpha: the heatmap's opacity in [0, 1].
         panel_size: side in pixels of each picture on screen, 1 to :data:`MAX_PANEL_SIZE`.
         upload: add a file-upload button that appends the reader's images: decoded as displayed (EXIF
@@ -198,7 +203,7 @@ class Explorer:
         return array
 
     def _build_widgets(self, layer: str | None, method: str, alpha: float, upload: bool) -> None:
-        methods = [(METHOD_LABELS[m], m) for m in ("cam", "gradcam", "hirescam") if m != "cam" or self.cam_layer]
+        methods = [(label, m) for m, label in METHOD_LABELS.items() if m != "cam" or self.cam_layer]
         if method not in dict((v, k) for k, v in methods):
             raise CamTutorError(f"method must be one of {[v for _, v in methods]} for this model, got {method!r}")
         if layer is not None and layer not in self.layers:
@@ -277,31 +282,44 @@ class Explorer:
             self.compute_calls += 1
             with warnings.catch_warnings():  # the range warning was given once, when the images came in
                 warnings.filterwarnings("ignore", message=_inputs.RANGE_WARNING_START, category=UserWarning)
+                entry = REGISTRY[method]
+                if entry.extra_passes:  # seconds, not milliseconds: say so while it runs
+                    self.note.value = (f"<i>computing {html.escape(entry.label)} at layer {html.escape(layer)} for "
+                                       f"every image and class ({len(self.images)} images x its channels)...</i>")
                 if method == "cam":
                     maps, probabilities = _explain.cam_all_classes(self.model, self.images, layer=layer, relu=False)
-                else:
+                elif entry.kind == "weighting":
                     maps, probabilities = _explain.grad_cam_all_classes(
-                        self.model, self.images, layer=layer, weighting=_WEIGHTING[method], relu=False, score=self.score
+                        self.model, self.images, layer=layer, weighting=entry.weighting, relu=False, score=self.score
+                    )
+                else:
+                    maps, probabilities = _explain.heatmap_all_classes(
+                        self.model, self.images, method=method, layer=layer, relu=False, score=self.score
                     )
             self._cache[key] = (np.asarray(maps, dtype=np.float32), np.asarray(probabilities, dtype=np.float32))
         return self._cache[key]
 
     def prefetch_step(self) -> bool:
-        """Compute the cache of the layer nearest to the one on screen that is not cached yet, for the
-        method on screen. Returns False when there is nothing left to compute."""
-        method = self.method_buttons.value
-        if method == "cam":
-            return False
-        here = self.layers.index(self.layer_slider.value)
-        missing = [layer for layer in self.layers if (layer, method) not in self._cache
-                   and (layer, method) not in self._unavailable]
+        """Compute one missing cache entry while the kernel is idle: first the layer nearest to the one on
+        screen for the method on screen, then the other one-pass methods at the layer on screen (so that
+        switching method is instant too). Score-CAM and Ablation-CAM are never prefetched (seconds each).
+        Returns False when there is nothing left to compute."""
+        method, layer_here = self.method_buttons.value, self.layer_slider.value
+        here = self.layers.index(layer_here)
+        wanted = []
+        if method != "cam" and not REGISTRY[method].extra_passes:
+            wanted += sorted(((layer, method) for layer in self.layers),
+                             key=lambda key: abs(self.layers.index(key[0]) - here))
+        for _, other in self.method_buttons.options:
+            if other != "cam" and not REGISTRY[other].extra_passes:
+                wanted.append((layer_here, other))
+        missing = [key for key in wanted if key not in self._cache and key not in self._unavailable]
         if not missing:
             return False
-        layer = min(missing, key=lambda name: abs(self.layers.index(name) - here))
         try:
-            self.maps(layer, method)
+            self.maps(*missing[0])
         except CamTutorError:
-            self._unavailable.add((layer, method))
+            self._unavailable.add(missing[0])
         return True
 
     def _schedule_prefetch(self) -> None:

@@ -45,11 +45,21 @@ def reference(model, images, state):
     one = images[state.image_index : state.image_index + 1]
     if state.method == "cam":
         return ct.cam(model, one, state.class_index, relu=state.relu)[0]
-    weighting = "mean" if state.method == "gradcam" else "elementwise"
-    return ct.grad_cam(model, one, state.class_index, layer=state.layer, weighting=weighting, relu=state.relu)[0]
+    if state.method in ("gradcam", "hirescam"):
+        weighting = "mean" if state.method == "gradcam" else "elementwise"
+        return ct.grad_cam(model, one, state.class_index, layer=state.layer, weighting=weighting, relu=state.relu)[0]
+    return ct.heatmap(model, one, state.class_index, method=state.method, layer=state.layer, relu=state.relu)[0]
 
 
-@pytest.mark.parametrize("method", ["gradcam", "hirescam", "cam"])
+def test_the_method_control_lists_the_registry(explorer):
+    from camtutor.methods import REGISTRY
+
+    offered = [value for _, value in explorer.method_buttons.options]
+    assert offered == [name for name, entry in REGISTRY.items() if entry.kind != "input"]
+    assert [label for label, _ in explorer.method_buttons.options] == [REGISTRY[m].label for m in offered]
+
+
+@pytest.mark.parametrize("method", [m for m in widgets.METHOD_LABELS])
 def test_shown_map_is_the_methods_map_for_every_setting(explorer, gap_model, images, method):
     explorer.method_buttons.value = method
     layers = [explorer.cam_layer] if method == "cam" else explorer.layers[::2] + [explorer.layers[-1]]
@@ -152,7 +162,12 @@ def test_idle_prefetch_fills_every_layer_inside_a_running_loop_then_stops(gap_mo
         return explorer
 
     explorer = asyncio.run(scenario())
-    assert set(explorer._cache) == {(layer, "gradcam") for layer in explorer.layers}
+    from camtutor.methods import REGISTRY
+
+    fast = {m for m in widgets.METHOD_LABELS if m != "cam" and not REGISTRY[m].extra_passes}
+    shown_layer = explorer.layer_slider.value
+    assert set(explorer._cache) == ({(layer, "gradcam") for layer in explorer.layers}
+                                    | {(shown_layer, m) for m in fast})  # never Score-CAM or Ablation-CAM
     calls = explorer.compute_calls
     explorer.layer_slider.value = explorer.layers[0]
     assert explorer.compute_calls == calls and explorer.state().layer == explorer.layers[0]

@@ -1,0 +1,168 @@
+"""The implementations behind :mod:`camtutor.methods` entries that are not a weighting rule (imports TensorFlow).
+
+Three signatures, one per kind of entry (the registry names the function):
+
+* ``"forward"``: ``fn(forward: ForwardPass) -> maps (B, T, h, w)`` from the activations of one forward
+  pass, no gradients (CAM, Eigen-CAM). ``T`` is 1 for one target per image, C for every class.
+* ``"passes"``: ``fn(passes: Passes) -> weights (B, K, T)``: one forward pass gave the activations; the
+  method scores new inputs (``passes.score_inputs``) or ablated activations (``passes.score_ablated``) in
+  batched calls of at most ``passes.chunk`` rows, never one call per channel per image
+  (Score-CAM, Ablation-CAM). The map is ``sum_k weights * A``.
+* ``"input"``: ``fn(gradcam_maps (B, h, w), guided (B, H, W, C)) -> (B, H, W, C)`` (Guided Grad-CAM).
+
+Maps come back raw; :func:`camtutor.explain.heatmap` applies the ReLU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+
+from camtutor import maths
+
+#: Input values (rows x H x W x C) scored per call by Score-CAM: 2**20 floats is 4 MB of masked
+#: inputs, 6 images at 224x224x3, 85 at 64x64x3 (the fastest of 2**19..2**23 on the shapes model).
+SCORECAM_CHUNK_VALUES = 2**20
+#: Activation values (rows x h x w x K) rescored per call by Ablation-CAM.
+ABLATION_CHUNK_VALUES = 2**22
+
+
+@dataclass
+class ForwardPass:
+    """One forward pass: activations A (B, h, w, K) float32 numpy; ``classes`` (B,) or None for every class."""
+
+    activations: np.ndarray
+    classes: np.ndarray | None
+    num_classes: int
+    head: object = None  # camtutor.layers.GapHead for CAM
+
+
+@dataclass
+class Passes:
+    """What an extra-pass method may call, after one forward pass.
+
+    ``images`` (B, H, W, C) and ``activations`` (B, h, w, K) float32 numpy. ``pick(scores (N, C), rows (N,))``
+    -> (N, T) the target score(s) of image ``rows[i]`` (T = 1 for one class or a target function per image,
+    T = C for every class). ``score_inputs(x (n, H, W, C))`` -> class probabilities (n, C);
+    ``score_masked(images, activations, rows (n,), channels (n,))`` -> the probabilities (n, C) of
+    :func:`masked_inputs` (computed in one compiled call);
+    ``score_ablated(A (n, h, w, K), keep (n, K))`` -> the scores (n, C) of the rest of the network on A with
+    the channels where ``keep`` is 0 zeroed. Each call gets at most ``chunk_rows(values_per_row)`` rows.
+    """
+
+    images: np.ndarray
+    activations: np.ndarray
+    pick: Callable
+    score_inputs: Callable
+    score_ablated: Callable
+    score_masked: Callable
+
+
+def _chunks(total: int, size: int):
+    for start in range(0, total, size):
+        yield np.arange(start, min(total, start + size))
+
+
+def cam_maps(forward: ForwardPass) -> np.ndarray:
+    """CAM (Zhou et al. 2016, Eq. 2): ``M_c(x, y) = sum_k w_k^c f_k(x, y)`` with the Dense weights after GAP.
+
+    -> (B, T, h, w): the class of each image (T = 1), or every class (T = C).
+    """
+    kernel = forward.head.kernel  # (K, C)
+    if forward.classes is None:
+        return np.einsum("bhwk,kc->bchw", forward.activations, kernel)
+    weights = maths.cam_weights(kernel, forward.classes)  # (B, 1, 1, K)
+    return np.asarray(maths.weighted_channel_sum(forward.activations, weights))[:, None]
+
+
+_eigen_projection = tf.function(maths.eigen_projection, input_signature=[tf.TensorSpec((None, None, None, None),
+                                                                                      tf.float32)])
+
+
+def eigen_cam_maps(forward: ForwardPass) -> np.ndarray:
+    """Eigen-CAM (Muhammad & Yeasin 2020): the activations projected on their first principal component.
+
+    Class-agnostic: the same map for every class (see :func:`camtutor.maths.eigen_projection` for the
+    formula and the sign convention). -> (B, T, h, w), the map repeated for each of the T targets.
+    """
+    projection = _eigen_projection(tf.constant(forward.activations)).numpy()[:, None]
+    targets = forward.num_classes if forward.classes is None else 1
+    return np.repeat(projection, targets, axis=1)
+
+
+_MASKED_SIGNATURE = [
+    tf.TensorSpec((None, None, None, None), tf.float32),  # images (B, H, W, C)
+    tf.TensorSpec((None, None, None, None), tf.float32),  # activations (B, h, w, K)
+    tf.TensorSpec((None,), tf.int32),  # image of each row
+    tf.TensorSpec((None,), tf.int32),  # channel of each row
+]
+
+
+@tf.function(input_signature=_MASKED_SIGNATURE)
+def masked_inputs(images, activations, rows, channels):
+    """Score-CAM's masked inputs for (image, channel) pairs: (n, H, W, C).
+
+    Channel ``channels[i]`` of image ``rows[i]``, bilinearly upsampled to the input size and min-max
+    normalised to [0, 1] (a constant channel gives an all-zero mask), multiplies that image.
+    """
+    size = tf.shape(images)[1:3]
+    cells = tf.gather_nd(tf.transpose(activations, (0, 3, 1, 2)), tf.stack([rows, channels], axis=1))  # (n, h, w)
+    upsampled = tf.image.resize(cells[..., None], size, method="bilinear")[..., 0]
+    masks = maths.normalize(upsampled)
+    return tf.gather(images, rows) * masks[..., None]
+
+
+def score_cam_weights(passes: Passes) -> np.ndarray:
+    """Score-CAM (Wang et al. 2020, Eqs. 3-6): channel weights (B, K, T), no gradients.
+
+    For each image X and channel k, ``H_k = s(Up(A_k))`` (upsampled to the input, min-max normalised),
+    ``C(A_k) = f_c(X * H_k) - f_c(X_b)`` with ``f_c`` the softmax probability of the class and the
+    baseline ``X_b`` a zero image, and ``alpha_k = softmax_k(C(A_k))``. The map is
+    ``ReLU(sum_k alpha_k A_k)``. All B x K masked inputs are scored in batched calls of a bounded size.
+    """
+    images, activations = passes.images, passes.activations
+    batch, channels = len(images), activations.shape[-1]
+    baseline = passes.score_inputs(np.zeros((1, *images.shape[1:]), np.float32))
+    base = passes.pick(np.repeat(np.asarray(baseline), batch, axis=0), np.arange(batch))  # (B, T)
+    rows_per_call = max(1, SCORECAM_CHUNK_VALUES // int(np.prod(images.shape[1:])))
+    images_t, activations_t = tf.constant(images), tf.constant(activations)
+    scores = []
+    for flat in _chunks(batch * channels, rows_per_call):
+        rows, ks = (flat // channels).astype(np.int32), (flat % channels).astype(np.int32)
+        probabilities = passes.score_masked(images_t, activations_t, rows, ks)
+        scores.append(passes.pick(probabilities, rows))
+    increase = np.concatenate(scores).reshape(batch, channels, -1)  # (B, K, T)
+    return np.asarray(maths.score_cam_weights(np.moveaxis(increase, 1, -1), base)).transpose(0, 2, 1)
+
+
+def ablation_cam_weights(passes: Passes) -> np.ndarray:
+    """Ablation-CAM (Desai & Ramaswamy 2020, Eq. 3): channel weights (B, K, T), no gradients.
+
+    ``w_k = (y_c - y_c^k) / y_c``: ``y_c^k`` is the class score when channel k of the layer is set to 0
+    and the rest of the network is run again (the layers before it are not). The map is
+    ``ReLU(sum_k w_k A_k)``. All B x K ablations run in batched calls of a bounded size.
+    """
+    activations = passes.activations
+    batch, channels = len(activations), activations.shape[-1]
+    keep_all = np.ones((batch, channels), np.float32)
+    original = passes.pick(passes.score_ablated(activations, keep_all), np.arange(batch))  # (B, T)
+    rows_per_call = max(1, ABLATION_CHUNK_VALUES // int(np.prod(activations.shape[1:])))
+    ablated = []
+    for flat in _chunks(batch * channels, rows_per_call):
+        rows, ks = flat // channels, flat % channels
+        keep = np.ones((len(flat), channels), np.float32)
+        keep[np.arange(len(flat)), ks] = 0.0
+        ablated.append(passes.pick(passes.score_ablated(activations[rows], keep), rows))
+    ablated_scores = np.concatenate(ablated).reshape(batch, channels, -1)  # (B, K, T)
+    weights = maths.ablation_cam_weights(original, np.moveaxis(ablated_scores, 1, -1))  # (B, T, K)
+    return np.asarray(weights).transpose(0, 2, 1)
+
+
+def guided_gradcam_maps(gradcam_maps: np.ndarray, guided: np.ndarray) -> np.ndarray:
+    """Guided Grad-CAM (Selvaraju et al. 2017, Sec. 3.1): guided backpropagation (B, H, W, C) times the
+    Grad-CAM map (B, h, w) bilinearly upsampled to the input: -> (B, H, W, C)."""
+    size = guided.shape[1:3]
+    return guided * np.asarray(maths.upsample(np.asarray(gradcam_maps, np.float32), size))[..., None]

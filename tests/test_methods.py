@@ -1,0 +1,412 @@
+"""Every method of the registry against an independent reference computed here from its paper's formula.
+
+References use ``ct.gradients`` (A and dS/dA), plain Keras/TensorFlow calls and numpy loops, never the code
+under test. Three small models: a Sequential (GAP head, softmax), a Functional with a nested backbone and a
+non-linear tail after the explained layer (logits), and a binary sigmoid model.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import camtutor as ct
+from camtutor import methods
+from camtutor.explain import explainer, guided_backprop, guided_gradcam, heatmap_all_classes
+
+SIZE = 20
+
+
+def _sequential() -> keras.Model:
+    keras.utils.set_random_seed(1)
+    return keras.Sequential([
+        keras.Input((SIZE, SIZE, 3)),
+        keras.layers.Conv2D(6, 3, activation="relu", name="conv1"),
+        keras.layers.Conv2D(5, 3, activation="relu", name="conv2"),
+        keras.layers.GlobalAveragePooling2D(name="gap"),
+        keras.layers.Dense(3, activation="softmax", name="predictions"),
+    ], name="sequential_gap")
+
+
+def _nested() -> keras.Model:
+    """Functional, nested backbone; after the explained layer "b2": a ReLU6 layer, pooling and a conv (not GAP)."""
+    keras.utils.set_random_seed(2)
+    backbone = keras.Sequential([
+        keras.Input((SIZE, SIZE, 3)),
+        keras.layers.Conv2D(6, 3, activation="relu", name="b1"),
+        keras.layers.Conv2D(5, 3, name="b2"),
+    ], name="backbone")
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = backbone(inputs)
+    x = keras.layers.ReLU(6.0, name="relu6")(x)
+    x = keras.layers.MaxPooling2D(name="pool")(x)
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="head_conv")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    outputs = keras.layers.Dense(4, name="logits")(x)
+    return keras.Model(inputs, outputs, name="nested")
+
+
+def _binary() -> keras.Model:
+    keras.utils.set_random_seed(3)
+    return keras.Sequential([
+        keras.Input((SIZE, SIZE, 3)),
+        keras.layers.Conv2D(4, 3, activation="relu", name="conv"),
+        keras.layers.GlobalAveragePooling2D(name="gap"),
+        keras.layers.Dense(1, activation="sigmoid", name="out"),
+    ], name="binary")
+
+
+MODELS = {"sequential": (_sequential, "conv2"), "nested": (_nested, "b2"), "binary": (_binary, "conv")}
+
+
+@pytest.fixture(scope="module")
+def models():
+    return {name: (build(), layer) for name, (build, layer) in MODELS.items()}
+
+
+@pytest.fixture(scope="module")
+def images():
+    return np.random.default_rng(0).random((3, SIZE, SIZE, 3), dtype=np.float32)
+
+
+CLASSES = [0, 2, 1]
+
+
+# --------------------------------------------------------------------------- references
+def _probabilities(model, x):
+    """Class probabilities from a plain Keras call (a sigmoid unit p -> (1 - p, p), logits -> softmax)."""
+    p = model(x, training=False).numpy()
+    if model.name == "nested":  # ends with logits
+        return tf.nn.softmax(p).numpy()
+    return np.concatenate([1 - p, p], axis=1) if p.shape[1] == 1 else p
+
+
+def _rest(model, name, activations):
+    """The logits (N, C) of the network after the explained layer, applied to ``activations`` by plain Keras calls."""
+    if name == "nested":
+        x = activations
+        for layer_name in ("relu6", "pool", "head_conv", "gap", "logits"):
+            x = model.get_layer(layer_name)(x)
+        return x.numpy()
+    dense = model.layers[-1]
+    z = activations.mean(axis=(1, 2)) @ dense.kernel.numpy() + dense.bias.numpy()
+    return np.concatenate([-z, z], axis=1) if z.shape[1] == 1 else z
+
+
+def _classes(name):
+    return [0, 1, 1] if name == "binary" else CLASSES
+
+
+def _weighting_reference(method, a, g):
+    if method == "gradcam":
+        return np.einsum("bhwk,bk->bhw", a, g.mean(axis=(1, 2)))
+    if method == "hirescam":
+        return (g * a).sum(-1)
+    if method == "layercam":
+        return (np.maximum(g, 0) * a).sum(-1)
+    if method == "xgradcam":
+        sums = a.sum(axis=(1, 2))
+        w = np.where(sums != 0, (g * a).sum(axis=(1, 2)) / np.where(sums != 0, sums, 1), 0)
+        return np.einsum("bhwk,bk->bhw", a, w)
+    if method == "gradcam++":  # Chattopadhay et al. Eq. 19 (exp score: powers of dS/dA)
+        denominator = 2 * g**2 + a.sum(axis=(1, 2), keepdims=True) * g**3
+        alpha = np.where(denominator != 0, g**2 / np.where(denominator != 0, denominator, 1), 0)
+        w = (alpha * np.maximum(g, 0)).sum(axis=(1, 2))
+        return np.einsum("bhwk,bk->bhw", a, w)
+    raise AssertionError(method)
+
+
+def _score_cam_reference(model, images, a, classes):
+    """Wang et al.: per image, K masked copies scored by model.predict; softmax over channels of the increase."""
+    baseline = _probabilities(model, np.zeros((1, *images.shape[1:]), np.float32))[0]
+    maps = []
+    for b, c in enumerate(classes):
+        masks = []
+        for k in range(a.shape[-1]):
+            up = tf.image.resize(a[b, :, :, k][..., None], images.shape[1:3], method="bilinear").numpy()[..., 0]
+            spread = up.max() - up.min()
+            masks.append((up - up.min()) / spread if spread > 0 else np.zeros_like(up))
+        masked = images[b][None] * np.stack(masks)[..., None]
+        increase = _probabilities(model, masked)[:, c] - baseline[c]
+        weights = np.exp(increase - increase.max()) / np.exp(increase - increase.max()).sum()
+        maps.append(np.maximum((a[b] * weights).sum(-1), 0))
+    return np.stack(maps)
+
+
+def _ablation_reference(model, name, a, classes):
+    maps = []
+    for b, c in enumerate(classes):
+        y = _rest(model, name, a[b][None])[0, c]
+        ablated = np.repeat(a[b][None], a.shape[-1], axis=0)
+        for k in range(a.shape[-1]):
+            ablated[k, ..., k] = 0
+        w = (y - _rest(model, name, ablated)[:, c]) / y
+        maps.append(np.maximum((a[b] * w).sum(-1), 0))
+    return np.stack(maps)
+
+
+def _eigen_reference(a):
+    maps = []
+    for one in a:
+        flat = one.reshape(-1, one.shape[-1]).astype(np.float64)
+        _, _, vt = np.linalg.svd(flat, full_matrices=False)
+        projection = flat @ vt[0]
+        if np.corrcoef(projection, flat.sum(-1))[0, 1] < 0:
+            projection = -projection
+        maps.append(np.maximum(projection.reshape(one.shape[:2]), 0))
+    return np.stack(maps)
+
+
+def _assert_close(got, expected, rtol=2e-4):
+    scale = max(float(np.abs(expected).max()), 1e-12)
+    assert np.abs(expected).max() > 0, "a reference of all zeros tests nothing"
+    np.testing.assert_allclose(got / scale, expected / scale, atol=rtol)
+
+
+# --------------------------------------------------------------------------- each method against its formula
+@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("method", ["gradcam", "hirescam", "gradcam++", "xgradcam", "layercam"])
+def test_gradient_methods_follow_their_formula(models, images, name, method):
+    model, layer = models[name]
+    classes = _classes(name)
+    a, g = ct.gradients(model, images, classes, layer)
+    expected = np.maximum(_weighting_reference(method, a, g), 0)
+    _assert_close(ct.heatmap(model, images, classes, method=method, layer=layer), expected)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_score_cam_follows_wang_et_al(models, images, name):
+    model, layer = models[name]
+    classes = _classes(name)
+    a, _ = ct.gradients(model, images, classes, layer)
+    expected = _score_cam_reference(model, images, a, classes)
+    _assert_close(ct.heatmap(model, images, classes, method="scorecam", layer=layer), expected)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_ablation_cam_follows_desai_and_ramaswamy(models, images, name):
+    model, layer = models[name]
+    classes = _classes(name)
+    a, _ = ct.gradients(model, images, classes, layer)
+    expected = _ablation_reference(model, name, a, classes)
+    _assert_close(ct.heatmap(model, images, classes, method="ablationcam", layer=layer), expected, rtol=1e-3)
+
+
+def test_ablation_cam_equals_its_closed_form_on_a_gap_model(models, images):
+    """GAP -> Dense logits: y_c - y_c^k = w_kc mean(A_k), so w_k = w_kc mean(A_k) / y_c exactly."""
+    model, layer = models["sequential"]
+    a, _ = ct.gradients(model, images, CLASSES, layer)
+    dense = model.get_layer("predictions")
+    kernel, bias = dense.kernel.numpy(), dense.bias.numpy()
+    logits = a.mean(axis=(1, 2)) @ kernel + bias
+    rows = np.arange(len(images))
+    w = kernel[:, CLASSES].T * a.mean(axis=(1, 2)) / logits[rows, CLASSES][:, None]
+    expected = np.einsum("bhwk,bk->bhw", a, w)
+    got = ct.heatmap(model, images, CLASSES, method="ablationcam", layer=layer, relu=False)
+    _assert_close(got, expected, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_eigen_cam_is_the_first_principal_component_with_a_positive_sign(models, images, name):
+    model, layer = models[name]
+    a, _ = ct.gradients(model, images, 0, layer)
+    got = ct.heatmap(model, images, 0, method="eigencam", layer=layer)
+    _assert_close(got, _eigen_reference(a))
+    # class-agnostic: another class gives the same map
+    np.testing.assert_array_equal(ct.heatmap(model, images, 1, method="eigencam", layer=layer), got)
+
+
+def _guided_reference(model, images, classes):
+    """Guided backprop by hand for the Sequential model: the same convolutions with a guided ReLU written here."""
+
+    @tf.custom_gradient
+    def guided_relu(x):
+        return tf.nn.relu(x), lambda dy: dy * tf.cast(x > 0, dy.dtype) * tf.cast(dy > 0, dy.dtype)
+
+    x = tf.constant(images)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        h = x
+        for name in ("conv1", "conv2"):
+            conv = model.get_layer(name)
+            h = guided_relu(tf.nn.conv2d(h, conv.kernel, 1, "VALID") + conv.bias)
+        dense = model.get_layer("predictions")
+        logits = tf.reduce_mean(h, axis=(1, 2)) @ dense.kernel + dense.bias
+        y = tf.reduce_sum(logits * tf.one_hot(classes, 3))
+    return tape.gradient(y, x).numpy()
+
+
+def test_guided_backprop_and_guided_gradcam_follow_their_definitions(models, images):
+    model, layer = models["sequential"]
+    expected = _guided_reference(model, images, CLASSES)
+    got = guided_backprop(model, images, CLASSES)
+    assert got.shape == images.shape
+    _assert_close(got, expected, rtol=1e-5)
+    # the guided ReLUs existed only while tracing: plain gradients and the model are unchanged
+    assert model.get_layer("conv1").activation is keras.activations.relu
+    assert "call" not in vars(model.get_layer("conv1"))
+    with tf.GradientTape() as tape:
+        x = tf.constant(images)
+        tape.watch(x)
+        plain = tape.gradient(tf.reduce_sum(model(x)[:, 0]), x).numpy()
+    assert (plain < 0).any()  # ordinary gradients keep negative values that guided ones would not all keep
+    gradcam_up = ct.upsample(ct.grad_cam(model, images, CLASSES, layer=layer), (SIZE, SIZE))
+    _assert_close(guided_gradcam(model, images, CLASSES, layer=layer), expected * gradcam_up[..., None], rtol=1e-5)
+    heat = ct.heatmap(model, images, CLASSES, method="guided_gradcam", layer=layer)
+    np.testing.assert_allclose(heat, np.abs(expected * gradcam_up[..., None]).max(-1), rtol=1e-4, atol=1e-9)
+
+
+def test_guided_backprop_follows_relu6_and_nested_models(models, images):
+    model, _ = models["nested"]
+    got = guided_backprop(model, images, 1)
+    assert got.shape == images.shape and np.abs(got).max() > 0
+    assert "call" not in vars(model.get_layer("relu6"))
+
+
+# --------------------------------------------------------------------------- identities
+def test_on_a_gap_model_cam_hirescam_and_gradcam_agree_after_normalisation(models, images):
+    model, layer = models["sequential"]
+    cam = ct.normalize(ct.heatmap(model, images, CLASSES, method="cam"))
+    for method in ("gradcam", "hirescam"):
+        np.testing.assert_allclose(ct.normalize(ct.heatmap(model, images, CLASSES, method=method, layer=layer)), cam,
+                                   atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["gradcam", "gradcam++", "layercam"])
+def test_smoothgrad_with_sigma_zero_is_the_plain_method_and_otherwise_the_mean_over_noisy_copies(models, images, method):
+    model, layer = models["nested"]
+    plain = ct.heatmap(model, images, 1, method=method, layer=layer)
+    np.testing.assert_allclose(ct.heatmap(model, images, 1, method=method, layer=layer, smooth=(4, 0.0)), plain,
+                               rtol=1e-5, atol=1e-7)
+    n, sigma, seed = 3, 0.2, 7
+    spread = images.max(axis=(1, 2, 3), keepdims=True) - images.min(axis=(1, 2, 3), keepdims=True)
+    noise = np.random.default_rng(seed).standard_normal((n, *images.shape), dtype=np.float32)
+    expected = np.mean([ct.heatmap(model, images + noise[i] * sigma * spread, 1, method=method, layer=layer)
+                        for i in range(n)], axis=0)
+    got = ct.heatmap(model, images, 1, method=method, layer=layer, smooth=(n, sigma, seed))
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+    assert not np.allclose(got, plain)
+
+
+def test_smoothgrad_is_refused_for_gradient_free_methods(models, images):
+    model, _ = models["sequential"]
+    with pytest.raises(ct.CamTutorError, match="no gradients"):
+        ct.heatmap(model, images, 0, method="scorecam", smooth=(4, 0.1))
+    with pytest.raises(ct.CamTutorError, match="smooth must be"):
+        ct.heatmap(model, images, 0, smooth=(0, 0.1))
+
+
+@pytest.mark.parametrize("method", methods.METHODS)
+def test_batch_equals_one_at_a_time_for_every_method(models, images, method):
+    model, layer = models["sequential"]
+    layer = None if method == "cam" else layer
+    batch = ct.heatmap(model, images, CLASSES, method=method, layer=layer)
+    single = np.concatenate([ct.heatmap(model, images[i:i + 1], CLASSES[i], method=method, layer=layer)
+                             for i in range(len(images))])
+    np.testing.assert_allclose(batch, single, rtol=1e-4, atol=1e-6 * max(1.0, float(np.abs(batch).max())))
+
+
+@pytest.mark.parametrize("method", ["scorecam", "ablationcam", "eigencam", "layercam", "cam"])
+def test_all_classes_equals_one_class_at_a_time(models, images, method):
+    model, layer = models["sequential"]
+    layer = None if method == "cam" else layer
+    maps, probabilities = heatmap_all_classes(model, images, method=method, layer=layer)
+    np.testing.assert_allclose(probabilities, model.predict(images, verbose=0), atol=1e-6)
+    for c in range(3):
+        np.testing.assert_allclose(maps[:, c], ct.heatmap(model, images, c, method=method, layer=layer, relu=False),
+                                   rtol=1e-4, atol=1e-6)
+
+
+def test_gradient_free_methods_build_no_tape_and_every_function_is_traced_once(images):
+    model = _sequential()
+    for batch, cls in [(1, 0), (3, CLASSES), (2, 1)]:
+        for method in ("cam", "scorecam", "ablationcam", "eigencam"):
+            ct.heatmap(model, images[:batch], cls, method=method, layer=None if method == "cam" else "conv2")
+    functions = explainer(model)._functions
+    assert not any(key[0] in ("gradients", "grad_cam", "grad_cam_all", "guided") for key in functions)
+    for method in methods.METHODS:
+        for batch in (1, 3):
+            ct.heatmap(model, images[:batch], 0, method=method, layer=None if method == "cam" else "conv2",
+                       **({"smooth": (2, 0.1)} if methods.get(method).gradients else {}))
+    counts = {key[0]: f.experimental_get_tracing_count() for key, f in explainer(model)._functions.items()
+              if key[0] != "gradients"}  # "gradients" is traced inside "grad_cam", never called on its own
+    assert set(counts) >= {"forward", "scores", "masked_scores", "ablated", "grad_cam", "guided"}
+    assert set(counts.values()) == {1}
+
+
+def test_score_cam_runs_in_chunks_of_many_rows(models, images, monkeypatch):
+    """Batched: B x K masked inputs in a few calls, not one call per channel per image."""
+    from camtutor import method_impl
+
+    model, layer = models["sequential"]
+    calls = []
+    original = method_impl.Passes
+
+    def counting(*args, **kwargs):
+        passes = original(*args, **kwargs)
+        score_masked = passes.score_masked
+        passes.score_masked = lambda *a: calls.append(len(a[2])) or score_masked(*a)
+        return passes
+
+    monkeypatch.setattr(method_impl, "Passes", counting)
+    expected = ct.heatmap(model, images, CLASSES, method="scorecam", layer=layer)
+    assert calls == [len(images) * 5]
+    monkeypatch.setattr(method_impl, "SCORECAM_CHUNK_VALUES", SIZE * SIZE * 3 * 4)  # 4 rows per call
+    calls.clear()
+    np.testing.assert_allclose(ct.heatmap(model, images, CLASSES, method="scorecam", layer=layer), expected, rtol=1e-5)
+    assert calls == [4, 4, 4, 3]
+
+
+# --------------------------------------------------------------------------- the registry
+def test_every_consumer_reads_the_one_registry():
+    assert methods.METHODS == tuple(methods.REGISTRY) == tuple(methods.METHOD_LABELS)
+    assert ct.METHODS == methods.METHODS
+    assert {"cam", "gradcam", "hirescam", "gradcam++", "xgradcam", "layercam", "scorecam", "ablationcam",
+            "eigencam", "guided_gradcam"} <= set(methods.METHODS)
+    for entry in methods.REGISTRY.values():
+        assert entry.summary in methods.method_help()
+        if entry.kind == "weighting":
+            assert entry.weighting in ct.WEIGHTINGS and entry.gradients
+        else:
+            assert callable(entry.implementation())
+    assert {e.weighting for e in methods.REGISTRY.values() if e.weighting} == {"mean", "elementwise", "positive",
+                                                                                "plusplus", "xgrad"}
+    with pytest.raises(ct.CamTutorError, match="'scorecam'"):
+        methods.get("score-cam")
+
+
+def test_the_registry_module_needs_no_tensorflow():
+    path = Path(methods.__file__)
+    code = (f"import importlib.util, sys; spec = importlib.util.spec_from_file_location('m', {str(path)!r}); "
+            "m = importlib.util.module_from_spec(spec); sys.modules['m'] = m; spec.loader.exec_module(m); "
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules; print(len(m.METHODS))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert int(out.stdout) == len(methods.METHODS)
+    assert importlib.util.find_spec("camtutor.method_impl") is not None
+
+
+# --------------------------------------------------------------------------- the pure formulas
+def test_pure_formulas_handle_their_edge_cases():
+    from camtutor import maths
+
+    weights = maths.score_cam_weights(np.array([[0.2, 0.5, 0.5]], np.float32), np.array([0.1], np.float32))
+    np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-6)
+    assert weights[0, 1] == weights[0, 2] > weights[0, 0]
+    np.testing.assert_array_equal(maths.ablation_cam_weights(np.array([0.0]), np.array([[1.0, 2.0]])), [[0.0, 0.0]])
+    np.testing.assert_allclose(maths.ablation_cam_weights(np.array([2.0]), np.array([[1.0, 3.0]])), [[0.5, -0.5]])
+    # Eigen-CAM's sign: a map anti-correlated with the activation sum is flipped, whatever the SVD returned
+    a = np.zeros((1, 2, 2, 2), np.float32)
+    a[0, 0, 0] = [3.0, 0.0]
+    a[0, 1, 1] = [0.0, 1.0]
+    projection = maths.eigen_projection(a)[0]
+    assert projection[0, 0] == pytest.approx(3.0) and projection[1, 1] == pytest.approx(0.0, abs=1e-6)
+    assert maths.eigen_projection(-a)[0, 0, 0] == pytest.approx(-3.0)  # correlates with the (negative) sum
+    zero = maths.xgrad_cam_weights(np.zeros((1, 2, 2, 1), np.float32), np.ones((1, 2, 2, 1), np.float32))
+    np.testing.assert_array_equal(zero, 0.0)
