@@ -38,8 +38,8 @@ _LAZY_NAMES: dict[str, str] = {
     **dict.fromkeys(("conv_layers", "find_layer", "gap_dense_head", "output_info"), "layers"),
     **dict.fromkeys(("check_images", "resize_images"), "inputs"),
     **dict.fromkeys(
-        ("cam", "cam_all_classes", "class_probabilities", "heatmap", "grad_cam", "grad_cam_all_classes",
-         "gradients"),
+        ("cam", "cam_all_classes", "class_probabilities", "heatmap", "heatmap_all_classes", "grad_cam",
+         "grad_cam_all_classes", "gradients", "guided_backprop", "guided_gradcam"),
         "explain",
     ),
     "METHODS": "methods",
