@@ -393,7 +393,7 @@ BAD_INVOCATIONS = [
     ("--top 0", lambda c: _explain(c, "--top", "0"), "--top"),
     ("--alpha nan", lambda c: _explain(c, "--alpha", "nan"), "--alpha"),
     ("--top abc (usage)", lambda c: _explain(c, "--top", "abc"), "invalid int"),
-    ("unknown method (usage)", lambda c: _explain(c, "--method", "gradcam++"), "invalid choice"),
+    ("unknown method (usage)", lambda c: _explain(c, "--method", "grad-cam"), "invalid choice"),
     ("unknown option (usage)", lambda c: _explain(c, "--colour", "red"), "unrecognized"),
     ("no image (usage)", lambda c: ["explain"], "required"),
     ("no command (usage)", lambda c: [], "no command"),
