@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from camtutor import notebooks as tool
+from tools import notebooks as tool
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))

@@ -2,8 +2,8 @@
 
 Command line (from the repository root)::
 
-    python -m camtutor.notebooks                 # every notebooks/*.ipynb
-    python -m camtutor.notebooks 01 02_cam       # by number, file-name prefix or stem
+    python -m tools.notebooks                 # every notebooks/*.ipynb
+    python -m tools.notebooks 01 02_cam       # by number, file-name prefix or stem
 
 Each notebook runs top to bottom in a fresh ``python3`` kernel whose working directory is
 ``notebooks/``, with TensorFlow's logging quiet, oneDNN custom ops off (CPU results less machine
@@ -24,7 +24,7 @@ from typing import Sequence
 
 __all__ = ["MAX_BYTES", "NOTEBOOK_DIR", "KERNEL_ENV", "select", "problems", "execute", "main"]
 
-#: Default folder: ``notebooks/`` next to the ``camtutor`` package (the repository layout).
+#: Default folder: the repository's ``notebooks/`` (this tool lives in ``tools/``, beside it; it is not part of the package).
 NOTEBOOK_DIR: Path = Path(__file__).resolve().parent.parent / "notebooks"
 #: Largest committed notebook, in bytes.
 MAX_BYTES: int = 1_500_000
@@ -99,7 +99,7 @@ def execute(path: Path, timeout: int = 600, kernel: str = "python3") -> tuple[fl
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m camtutor.notebooks", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.notebooks", description=__doc__.split("\n")[0])
     parser.add_argument("names", nargs="*", help="notebooks to run (number, prefix, stem or file name); default all")
     parser.add_argument("--dir", type=Path, default=NOTEBOOK_DIR, help="notebook folder (default: %(default)s)")
     parser.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell (default: %(default)s)")
