@@ -562,16 +562,6 @@ def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
-def _quiet_opencv() -> None:
-    """OpenCV prints decoder warnings (e.g. a truncated PNG) on stderr; the command reports those itself."""
-    try:
-        import cv2
-
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-    except (ImportError, AttributeError):  # pragma: no cover - other OpenCV builds
-        pass
-
-
 @contextlib.contextmanager
 def _stderr_silenced(enabled: bool) -> Iterator[None]:
     """Send everything written to stderr meanwhile (TensorFlow's C++ log, absl, Keras and OpenCV warnings,
@@ -627,8 +617,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     message = None
     with _stderr_silenced(enabled=not debug):
-        if args.command == "explain":  # the only command that reads images (importing OpenCV takes time)
-            _quiet_opencv()
         try:
             return args.run(args)
         except KeyboardInterrupt:

@@ -171,11 +171,6 @@ class _Explainer:
             )
         return layer
 
-    # -- scores
-    def scores_and_probabilities(self, raw: tf.Tensor, pre_activation: bool = True):
-        """Model output -> (logits (B, C) or None, probabilities (B, C)); see :func:`read_scores`."""
-        return read_scores(self.info, raw, pre_activation)
-
     @property
     def _bypass(self) -> bool:
         return self.info.layer is not None and self.info.bypass is not None
