@@ -515,5 +515,4 @@ def faces(*, size: int = 64, seed: int = 0, test_fraction: float = 0.3) -> Faces
 # --------------------------------------------------------------------------------------------
 
 # Image files are read by camtutor.images (one decoder for the package); these names stay importable here.
-from camtutor.images import FORMATS as _FORMATS  # noqa: E402
 from camtutor.images import load_image, load_images  # noqa: E402,F401
