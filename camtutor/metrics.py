@@ -653,14 +653,20 @@ def rate_interval(hits: np.ndarray, *, confidence: float = 0.95) -> tuple[float,
 
 
 def bootstrap_interval(
-    values: np.ndarray, *, n: int = 1000, seed: int = 0, confidence: float = 0.95
+    values: np.ndarray, *, n: int = 1000, seed: int = 0, confidence: float = 0.95, groups: np.ndarray | None = None
 ) -> tuple[float, float, float]:
     """The mean of per-image scores and its percentile bootstrap interval (Efron 1979): ``(mean, low, high)``.
 
     ``n`` resamples of the B values with replacement (seeded, reproducible); ``low`` and ``high`` are
     the ``(1 - confidence) / 2`` and ``(1 + confidence) / 2`` quantiles of the resampled means. Use it
-    for AUCs, Average Drop, energy or IoU scores. NaN values are refused (drop them explicitly, and say
-    how many: e.g. Spearman of a constant map).
+    for AUCs, Average Drop, energy or IoU scores, or for 0/1 hits. NaN values are refused (drop them
+    explicitly, and say how many: e.g. Spearman of a constant map).
+
+    ``groups`` (B,) gives the image each value belongs to, when one image gives several values (the two
+    objects of a two-object image): the values of one image are not independent, so the bootstrap
+    resamples *images* (a cluster bootstrap) and each resample's statistic is the mean of all the values
+    it holds, ``sum / count``. Images may hold different numbers of values. The first number returned is
+    still the plain mean of ``values``.
     """
     arr = np.asarray(values, dtype=np.float64)
     if arr.ndim != 1 or arr.size == 0:
@@ -674,6 +680,15 @@ def bootstrap_interval(
         raise CamTutorError(f"n is the number of bootstrap resamples, an int >= 1; got {n!r}")
     _z(confidence)  # checks the range
     rng = np.random.default_rng(seed)
-    means = arr[rng.integers(0, arr.size, size=(int(n), arr.size))].mean(axis=1)
+    if groups is None:
+        means = arr[rng.integers(0, arr.size, size=(int(n), arr.size))].mean(axis=1)
+    else:
+        ids = np.asarray(groups)
+        if ids.shape != arr.shape:
+            raise CamTutorError(f"groups must give one image id per value, shape {arr.shape}; got {ids.shape}")
+        _, inverse = np.unique(ids, return_inverse=True)
+        sums, counts = np.bincount(inverse, weights=arr), np.bincount(inverse)
+        picks = rng.integers(0, sums.size, size=(int(n), sums.size))
+        means = sums[picks].sum(axis=1) / counts[picks].sum(axis=1)
     low, high = np.quantile(means, [(1 - confidence) / 2.0, (1 + confidence) / 2.0])
     return float(arr.mean()), float(low), float(high)

@@ -505,3 +505,23 @@ def test_bootstrap_interval():
     assert metrics.bootstrap_interval(np.full(7, 3.0)) == (3.0, 3.0, 3.0)
     with pytest.raises(ct.CamTutorError, match="NaN"):
         metrics.bootstrap_interval(np.array([1.0, np.nan]))
+
+
+def test_bootstrap_interval_resamples_images_when_given_groups():
+    # two values per image, perfectly anti-correlated within the image: every image's mean is 0.5,
+    # so a resampling of *images* has no spread, while resampling the values independently has.
+    values = np.array([0.0, 1.0] * 50)
+    groups = np.repeat(np.arange(50), 2)
+    mean, low, high = metrics.bootstrap_interval(values, groups=groups)
+    assert (mean, low, high) == (0.5, 0.5, 0.5)
+    assert metrics.bootstrap_interval(values)[1] < 0.45
+    # identical values within each image: the cluster interval is wider than the naive one
+    same = np.repeat(np.arange(40) % 2, 3).astype(float)
+    clustered = metrics.bootstrap_interval(same, groups=np.repeat(np.arange(40), 3))
+    naive = metrics.bootstrap_interval(same)
+    assert clustered[2] - clustered[1] > 1.3 * (naive[2] - naive[1])
+    # unequal numbers of values per image: the statistic is sum / count of the resampled values
+    ragged = metrics.bootstrap_interval(np.array([1.0, 1.0, 1.0, 0.0]), groups=np.array([0, 0, 0, 1]), n=2000)
+    assert ragged[0] == 0.75 and ragged[1] == 0.0 and ragged[2] == 1.0
+    with pytest.raises(ct.CamTutorError, match="one image id per value"):
+        metrics.bootstrap_interval(values, groups=groups[:-1])
