@@ -219,10 +219,9 @@ def cam_weights(dense_kernel: ArrayLike, class_indices: ArrayLike) -> tf.Tensor:
 
 # --------------------------------------------------------------------------- map post-processing
 # The numpy implementations are in camtutor.mapops (no TensorFlow); the functions here add the tensor path.
-def _check_maps(maps: ArrayLike, what: str) -> None:
-    """Refuse, before TensorFlow sees it, what is not (H, W) / (B, H, W) or has no cell (numpy or static shapes)."""
-    shape = maps.shape if isinstance(maps, (tf.Tensor, tf.Variable, np.ndarray)) else np.shape(maps)
-    mapops.check_shape(tuple(shape) if getattr(shape, "rank", 0) is not None else None, what)
+def _check_maps(maps: tf.Tensor | tf.Variable, what: str) -> None:
+    """:func:`camtutor.mapops.check_shape` on a tensor's static shape (an unknown rank or dimension passes)."""
+    mapops.check_shape(tuple(maps.shape) if maps.shape.rank is not None else None, what)
 
 
 def normalize(maps: ArrayLike) -> tf.Tensor:

@@ -104,6 +104,11 @@ def test_maths_delegates_numpy_to_mapops_and_keeps_its_tensor_path():
     compiled = tf.function(lambda m: maths.normalize(maths.upsample(m, (12, 9))))
     np.testing.assert_allclose(compiled(tensor).numpy(), mapops.normalize(mapops.upsample(maps, (12, 9))), atol=1e-5)
     np.testing.assert_allclose(maths.upsample(tensor[0], 9).numpy(), mapops.upsample(maps[0], 9), atol=1e-5)
+    # tensors are checked with the same messages, before TensorFlow computes
+    with pytest.raises(CamTutorError, match="normalize takes maps"):
+        maths.normalize(tf.ones((3,)))
+    with pytest.raises(CamTutorError, match="upsample got an empty array"):
+        maths.upsample(tf.ones((0, 3)), 4)
 
 
 @pytest.mark.parametrize("module", [mapops, maths])
