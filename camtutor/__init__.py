@@ -1,6 +1,6 @@
 """camtutor: learn CAM and Grad-CAM, then debug your own Keras classifiers with them.
 
-The math is top level and batched (numpy in, numpy out)::
+The course's functions are top level and batched (numpy in, numpy out)::
 
     import camtutor as ct
     model = ct.models.load("shapes")
@@ -8,9 +8,21 @@ The math is top level and batched (numpy in, numpy out)::
     maps = ct.grad_cam(model, data.images, data.labels)   # (8, 16, 16), raw
     picture = ct.overlay(data.images[0], maps[0])           # RGB uint8
 
+The top level is what the notebooks and the README use: the CAM methods (``cam``, ``grad_cam``,
+``heatmap``, ``guided_backprop``...), the steps the course builds them from (``global_average_pooling``,
+``relu``, ``mean_gradient_weights``, ``weighted_channel_sum``, ``gradients``, ``class_score``), map
+post-processing (``normalize``, ``upsample``), drawing (``overlay``, ``show_grid``), localisation
+(``box_from_map``, ``peak``), model helpers (``conv_layers``, ``load_model``, ``preprocess``...), the error
+classes and the submodules. Everything else stays in its module: the other primitives and the weighting
+rules in ``ct.maths`` (``ct.maths.WEIGHTINGS``), ``ct.methods.METHODS``, ``ct.localize.iou``,
+``ct.widgets.Explorer``...
+
 ``import camtutor`` itself is light: it imports no TensorFlow. Every top-level name
 (``ct.grad_cam``, ``ct.overlay``, ``ct.data``...) is imported from its module on first use,
 so the ``camtutor`` command starts, prints ``--help`` and checks its arguments in well under a second.
+Drawing, localisation and map post-processing (``ct.overlay``, ``ct.box_from_map``, ``ct.normalize``,
+``ct.upsample``; :mod:`camtutor.draw`, :mod:`camtutor.localize`, :mod:`camtutor.mapops`,
+:mod:`camtutor.baselines`) are numpy and OpenCV only and never import TensorFlow.
 """
 
 from __future__ import annotations
@@ -32,35 +44,32 @@ from camtutor.errors import CamTutorError, ImageError, LayerError, ModelError, T
 
 __version__ = "0.1.0"
 
-#: public name -> the module that defines it (imported on first use by ``__getattr__``).
+#: public name -> the module that defines it (imported on first use by ``__getattr__``). The top level holds
+#: what the notebooks and the README use; every other function stays under its module (``ct.maths.WEIGHTINGS``,
+#: ``ct.localize.iou``, ``ct.methods.METHODS``, ``ct.widgets.Explorer``...).
 _LAZY_NAMES: dict[str, str] = {
+    **dict.fromkeys(("global_average_pooling", "mean_gradient_weights", "relu", "weighted_channel_sum"), "maths"),
+    **dict.fromkeys(("normalize", "upsample"), "mapops"),  # the numpy versions: ct.normalize imports no TensorFlow
+    **dict.fromkeys(("class_score", "contrast"), "targets"),
+    **dict.fromkeys(("conv_layers", "gap_dense_head", "output_info"), "layers"),
+    "resize_images": "inputs",
     **dict.fromkeys(
-        ("WEIGHTINGS", "cam_weights", "elementwise_weights", "global_average_pooling", "mean_gradient_weights",
-         "normalize", "relu", "upsample", "weighted_channel_sum"),
-        "maths",
-    ),
-    **dict.fromkeys(("class_score", "contrast", "one_hot"), "targets"),
-    **dict.fromkeys(("conv_layers", "find_layer", "gap_dense_head", "output_info"), "layers"),
-    **dict.fromkeys(("check_images", "resize_images"), "inputs"),
-    **dict.fromkeys(
-        ("cam", "cam_all_classes", "class_probabilities", "heatmap", "heatmap_all_classes", "grad_cam",
-         "grad_cam_all_classes", "gradients", "guided_backprop", "guided_gradcam"),
+        ("cam", "cam_all_classes", "class_probabilities", "heatmap", "grad_cam", "grad_cam_all_classes", "gradients",
+         "guided_backprop"),
         "explain",
     ),
-    "METHODS": "methods",
     **dict.fromkeys(("overlay", "show_grid", "show_overlays"), "draw"),
-    **dict.fromkeys(("box_from_map", "iou", "peak"), "localize"),
+    **dict.fromkeys(("box_from_map", "peak"), "localize"),
     **dict.fromkeys(("load_model", "preprocess"), "loading"),
-    "Explorer": "widgets",
 }
+#: The public submodules, imported on first use (``ct.data``, ``ct.maths.WEIGHTINGS``, ``ct.draw.colorize``).
 _LAZY_MODULES = (
     "data", "models", "widgets", "figures", "environment", "exercises", "loading", "train",
     "images", "baselines", "metrics", "course",
+    "maths", "mapops", "targets", "layers", "inputs", "explain", "methods", "draw", "localize",
 )
-#: Submodules reachable as attributes too (``ct.draw.colorize``), as when they were imported eagerly.
-_SUBMODULES = _LAZY_MODULES + (
-    "maths", "targets", "layers", "inputs", "explain", "draw", "localize", "methods", "cli",
-)
+#: Submodules reachable as attributes: the public ones and the command's.
+_SUBMODULES = _LAZY_MODULES + ("cli",)
 
 __all__ = [
     "CamTutorError", "ImageError", "LayerError", "ModelError", "TargetError",

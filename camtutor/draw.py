@@ -11,7 +11,7 @@ import matplotlib
 import numpy as np
 
 from camtutor.errors import CamTutorError, ImageError
-from camtutor.maths import normalize
+from camtutor.mapops import normalize, upsample
 
 #: Longest side, in pixels, of an overlay :func:`overlay` draws by default; larger images are shrunk
 #: (area averaging) first, so drawing costs O(MAX_OVERLAY_SIDE^2) memory, whatever the image's size.
@@ -108,7 +108,7 @@ def overlay(
     if picture.ndim >= 2:
         picture = _bounded(picture, max_side)
     base = to_uint8_rgb(picture)
-    heat = cv2.resize(heat, (base.shape[1], base.shape[0]), interpolation=cv2.INTER_LINEAR)
+    heat = upsample(heat, base.shape[:2])
     colored = colorize(heat, cmap)
     blended = base.astype(np.float32)  # float32 in place: (1 - alpha) * base + alpha * colour, rounded
     blended *= np.float32(1.0 - alpha)

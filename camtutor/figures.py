@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from camtutor.maths import upsample
+from camtutor.mapops import upsample
 
 
 def symmetric_limit(heatmap: np.ndarray) -> float:

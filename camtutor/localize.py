@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from camtutor.images import parse_size
-from camtutor.maths import upsample
+from camtutor.mapops import upsample
 
 
 def box_from_map(heatmap: np.ndarray, threshold: float = 0.2, size: int | Sequence[int] | None = None) -> tuple[int, int, int, int]:

@@ -32,8 +32,7 @@ from typing import Callable, Sequence, Union
 import numpy as np
 import tensorflow as tf
 
-from camtutor.errors import CamTutorError
-from camtutor.images import parse_size
+from camtutor import mapops
 
 ArrayLike = Union[np.ndarray, tf.Tensor, Sequence[float]]
 WeightingRule = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
@@ -219,16 +218,10 @@ def cam_weights(dense_kernel: ArrayLike, class_indices: ArrayLike) -> tf.Tensor:
 
 
 # --------------------------------------------------------------------------- map post-processing
-def _check_maps(maps: ArrayLike, what: str) -> None:
-    """Refuse, before TensorFlow sees it, what is not (H, W) / (B, H, W) or has no cell (numpy or static shapes)."""
-    shape = maps.shape if isinstance(maps, (tf.Tensor, tf.Variable, np.ndarray)) else np.shape(maps)
-    shape = tuple(shape) if getattr(shape, "rank", 0) is not None else None
-    if shape is None:
-        return
-    if len(shape) < 2:
-        raise CamTutorError(f"{what} takes maps (H, W) or (B, H, W), got shape {shape}; pass at least one 2-D map")
-    if any(dim == 0 for dim in shape):
-        raise CamTutorError(f"{what} got an empty array of shape {shape}; pass maps with at least one cell")
+# The numpy implementations are in camtutor.mapops (no TensorFlow); the functions here add the tensor path.
+def _check_maps(maps: tf.Tensor | tf.Variable, what: str) -> None:
+    """:func:`camtutor.mapops.check_shape` on a tensor's static shape (an unknown rank or dimension passes)."""
+    mapops.check_shape(tuple(maps.shape) if maps.shape.rank is not None else None, what)
 
 
 def normalize(maps: ArrayLike) -> tf.Tensor:
@@ -236,21 +229,15 @@ def normalize(maps: ArrayLike) -> tf.Tensor:
 
     A constant map (max - min below 1e-7 of its magnitude, all zeros included)
     becomes all 0, never NaN, so an empty explanation looks empty instead of
-    all red. numpy in -> float32 numpy out, computed with numpy (same float32
-    arithmetic as the TensorFlow path used for tensors).
+    all red. numpy in -> float32 numpy out, computed by :func:`camtutor.mapops.normalize`
+    (no TensorFlow); tensors in -> tensors out, the same float32 arithmetic in TensorFlow.
 
     Raises:
         camtutor.CamTutorError: an empty array, or fewer than 2 dimensions.
     """
-    _check_maps(maps, "normalize")
     if not isinstance(maps, (tf.Tensor, tf.Variable)):
-        m = np.asarray(maps, dtype=np.float32)
-        low = m.min(axis=(-2, -1), keepdims=True)
-        high = m.max(axis=(-2, -1), keepdims=True)
-        spread = high - low
-        informative = spread > np.float32(1e-7) * np.maximum(np.abs(low), np.abs(high))
-        safe_spread = np.where(informative, spread, np.float32(1.0))
-        return np.where(informative, (m - low) / safe_spread, np.float32(0.0)).astype(np.float32, copy=False)
+        return mapops.normalize(maps)
+    _check_maps(maps, "normalize")
     m = _as_float_tensor(maps)
     low = tf.reduce_min(m, axis=(-2, -1), keepdims=True)
     high = tf.reduce_max(m, axis=(-2, -1), keepdims=True)
@@ -261,24 +248,19 @@ def normalize(maps: ArrayLike) -> tf.Tensor:
     return tf.where(informative, (m - low) / safe_spread, tf.zeros_like(m))
 
 
-def _size_tuple(size: int | Sequence[int]) -> tuple[int, int]:
-    """camtutor.images.parse_size, refusing None: the (H, W) to resize maps to."""
-    hw = parse_size(size)
-    if hw is None:
-        raise CamTutorError("upsample needs a size: an int S (-> S x S) or (height, width)")
-    return hw
-
-
-@_numpy_in_numpy_out
 def upsample(maps: ArrayLike, size: int | Sequence[int]) -> tf.Tensor:
     """Bilinear resize of maps to ``size`` = (H, W) or an int: (B, h, w) -> (B, H, W), or (h, w) -> (H, W).
 
-    Values keep their range (no normalisation); apply :func:`normalize` before or after.
+    Values keep their range (no normalisation); apply :func:`normalize` before or after. numpy in ->
+    float32 numpy out, computed by :func:`camtutor.mapops.upsample` (OpenCV, no TensorFlow); tensors in
+    -> tensors out, ``tf.image.resize(..., method="bilinear")``: the same numbers to float32 rounding.
 
     Raises:
         camtutor.CamTutorError: a size that is not a positive int or (height, width) pair, or empty maps.
     """
-    hw = _size_tuple(size)
+    if not isinstance(maps, (tf.Tensor, tf.Variable)):
+        return mapops.upsample(maps, size)
+    hw = mapops.map_size(size)
     _check_maps(maps, "upsample")
     m = _as_float_tensor(maps)
     single = m.shape.rank == 2

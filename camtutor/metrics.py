@@ -16,8 +16,8 @@ rate and mean: a pointing-game accuracy of 0.8 on 20 images is [0.58, 0.92].
 Conventions (as in the rest of camtutor):
 
 * maps are (B, h, w) at any resolution (a layer's, say 16x16); every metric resizes them itself to the
-  size of what they are compared with (the mask, the image) with OpenCV, bilinear when enlarging (the
-  same numbers as :func:`camtutor.upsample`) and area averaging when shrinking;
+  size of what they are compared with (the mask, the image) with OpenCV, bilinear when enlarging
+  (:func:`camtutor.upsample`) and area averaging when shrinking;
 * images (B, H, W, C) float32, preprocessed as the model expects; masks (B, H, W) bool;
   boxes (B, 4) ``(x0, y0, x1, y1)`` with x1, y1 exclusive, as in :mod:`camtutor.data`;
 * ``class_index`` is an int for every image or one per image (B,), as in :func:`camtutor.grad_cam`;
@@ -42,6 +42,7 @@ from camtutor.explain import class_probabilities
 from camtutor.inputs import check_images
 from camtutor.layers import check_model, output_info
 from camtutor.localize import box_from_map, iou
+from camtutor.mapops import normalize as _normalize, upsample
 from camtutor.targets import ClassIndex, resolve_class_indices
 
 __all__ = [
@@ -118,29 +119,19 @@ def _check_masks(masks: object, batch: int) -> np.ndarray:
 def resize_maps(maps: np.ndarray, size: int | Sequence[int]) -> np.ndarray:
     """Resize maps (B, h, w) to ``size`` = (H, W) or an int with OpenCV: float32 (B, H, W), values not rescaled.
 
-    Bilinear with pixel centres at half-integers when enlarging (the same numbers as
-    :func:`camtutor.upsample`, which uses TensorFlow), area averaging when shrinking. Maps already
-    at ``size`` are returned unchanged.
+    Bilinear with pixel centres at half-integers when enlarging (:func:`camtutor.upsample`), area
+    averaging when shrinking. Maps already at ``size`` are returned unchanged.
     """
     arr = _check_maps(maps)
     height, width = _size(size)
     if arr.shape[1:] == (height, width):
         return arr
-    shrink = height < arr.shape[1] or width < arr.shape[2]
-    interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    if height >= arr.shape[1] and width >= arr.shape[2]:
+        return upsample(arr, (height, width))
     out = np.empty((len(arr), height, width), dtype=np.float32)
-    for i, one in enumerate(arr):  # about 20 us per 16x16 -> 64x64 map; OpenCV 5 refuses many-channel stacks
-        out[i] = cv2.resize(one, (width, height), interpolation=interpolation)
+    for i, one in enumerate(arr):  # about 20 us per map; OpenCV 5 refuses many-channel stacks
+        out[i] = cv2.resize(one, (width, height), interpolation=cv2.INTER_AREA)
     return out
-
-
-def _normalize(maps: np.ndarray) -> np.ndarray:
-    """Min-max per map to [0, 1]; a constant map becomes 0 (the rule of :func:`camtutor.normalize`, in numpy)."""
-    low = maps.min(axis=(1, 2), keepdims=True)
-    high = maps.max(axis=(1, 2), keepdims=True)
-    spread = high - low
-    informative = spread > 1e-7 * np.maximum(np.abs(low), np.abs(high))
-    return np.where(informative, (maps - low) / np.where(informative, spread, 1.0), 0.0).astype(np.float32)
 
 
 def _is_constant(maps: np.ndarray) -> np.ndarray:

@@ -67,8 +67,8 @@ def test_weighting_rules_have_the_documented_shapes():
     a, g = rng.random((2, 5, 5, 4), dtype=np.float32), rng.normal(size=(2, 5, 5, 4)).astype(np.float32)
     assert ct.mean_gradient_weights(a, g).shape == (2, 1, 1, 4)
     np.testing.assert_allclose(ct.mean_gradient_weights(a, g)[:, 0, 0], g.mean(axis=(1, 2)), atol=1e-6)
-    np.testing.assert_array_equal(ct.elementwise_weights(a, g), g)
-    for name, rule in ct.WEIGHTINGS.items():
+    np.testing.assert_array_equal(ct.maths.elementwise_weights(a, g), g)
+    for name, rule in ct.maths.WEIGHTINGS.items():
         maps = ct.weighted_channel_sum(a, rule(a, g))
         assert maps.shape == (2, 5, 5), name
 
@@ -259,9 +259,9 @@ def test_box_from_map_and_iou():
     heat[13:15, 0:2] = 0.5  # a smaller second region is ignored
     assert ct.box_from_map(heat) == (6, 4, 12, 8)
     assert ct.box_from_map(heat, size=(64, 64))[0] >= 20
-    assert ct.iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
-    assert ct.iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(1 / 3)
-    assert ct.iou((0, 0, 1, 1), (2, 2, 3, 3)) == 0.0
+    assert ct.localize.iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
+    assert ct.localize.iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(1 / 3)
+    assert ct.localize.iou((0, 0, 1, 1), (2, 2, 3, 3)) == 0.0
     assert ct.peak(heat, size=(64, 64)) == (26, 18)
 
 

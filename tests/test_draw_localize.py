@@ -118,7 +118,7 @@ def test_normalize_gives_the_same_numbers_for_numpy_and_tensors():
 
     maps = np.random.default_rng(3).normal(size=(3, 7, 6)).astype(np.float32)
     maps[1] = 2.5  # a constant map
-    np.testing.assert_array_equal(ct.normalize(maps), ct.normalize(tf.constant(maps)).numpy())
+    np.testing.assert_array_equal(ct.normalize(maps), ct.maths.normalize(tf.constant(maps)).numpy())
 
 
 def test_overlay_of_a_small_image_is_unchanged_by_the_size_bound():
