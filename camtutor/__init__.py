@@ -9,12 +9,12 @@ The course's functions are top level and batched (numpy in, numpy out)::
     picture = ct.overlay(data.images[0], maps[0])           # RGB uint8
 
 The top level is what the notebooks and the README use: the CAM methods (``cam``, ``grad_cam``,
-``heatmap``, ``guided_backprop``...), the steps the course builds them from (``global_average_pooling``,
+``heatmap``, ``guided_backprop``...) and the names of the methods (``METHODS``), the steps the course builds them from (``global_average_pooling``,
 ``relu``, ``mean_gradient_weights``, ``weighted_channel_sum``, ``gradients``, ``class_score``), map
 post-processing (``normalize``, ``upsample``), drawing (``overlay``, ``show_grid``), localisation
 (``box_from_map``, ``peak``), model helpers (``conv_layers``, ``load_model``, ``preprocess``...), the error
 classes and the submodules. Everything else stays in its module: the other primitives and the weighting
-rules in ``ct.maths`` (``ct.maths.WEIGHTINGS``), ``ct.methods.METHODS``, ``ct.localize.iou``,
+rules in ``ct.maths`` (``ct.maths.WEIGHTINGS``), the registry ``ct.methods.REGISTRY``, ``ct.localize.iou``,
 ``ct.widgets.Explorer``...
 
 ``import camtutor`` itself is light: it imports no TensorFlow. Every top-level name
@@ -46,7 +46,7 @@ __version__ = "0.1.0"
 
 #: public name -> the module that defines it (imported on first use by ``__getattr__``). The top level holds
 #: what the notebooks and the README use; every other function stays under its module (``ct.maths.WEIGHTINGS``,
-#: ``ct.localize.iou``, ``ct.methods.METHODS``, ``ct.widgets.Explorer``...).
+#: ``ct.localize.iou``, ``ct.methods.REGISTRY``, ``ct.widgets.Explorer``...).
 _LAZY_NAMES: dict[str, str] = {
     **dict.fromkeys(("global_average_pooling", "mean_gradient_weights", "relu", "weighted_channel_sum"), "maths"),
     **dict.fromkeys(("normalize", "upsample"), "mapops"),  # the numpy versions: ct.normalize imports no TensorFlow
@@ -55,9 +55,10 @@ _LAZY_NAMES: dict[str, str] = {
     "resize_images": "inputs",
     **dict.fromkeys(
         ("cam", "cam_all_classes", "class_probabilities", "heatmap", "grad_cam", "grad_cam_all_classes", "gradients",
-         "guided_backprop"),
+         "guided_backprop", "guided_gradcam"),
         "explain",
     ),
+    "METHODS": "methods",  # the registry's method names, in order
     **dict.fromkeys(("overlay", "show_grid", "show_overlays"), "draw"),
     **dict.fromkeys(("box_from_map", "peak"), "localize"),
     **dict.fromkeys(("load_model", "preprocess"), "loading"),

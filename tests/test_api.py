@@ -1,7 +1,7 @@
 """The top-level API: what the notebooks and the README use, and nothing else (camtutor issue 11).
 
 The primitives the course does not call by their top-level name stay in their modules
-(``ct.maths.WEIGHTINGS``, ``ct.localize.iou``, ``ct.methods.METHODS``...).
+(``ct.maths.WEIGHTINGS``, ``ct.localize.iou``, ``ct.methods.REGISTRY``...).
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ FUNCTIONS = {
     "conv_layers", "gap_dense_head", "output_info",  # ct.layers
     "resize_images",  # ct.inputs
     "cam", "cam_all_classes", "class_probabilities", "heatmap", "grad_cam", "grad_cam_all_classes", "gradients",
-    "guided_backprop",  # ct.explain
+    "guided_backprop", "guided_gradcam",  # ct.explain
+    "METHODS",  # ct.methods: the registry's names (notebook 11)
     "overlay", "show_grid", "show_overlays",  # ct.draw
     "box_from_map", "peak",  # ct.localize
     "load_model", "preprocess",  # ct.loading
@@ -36,8 +37,8 @@ MODULES = {
 #: top-level names before the trim, now only in their module
 MOVED = {
     "WEIGHTINGS": "maths", "cam_weights": "maths", "elementwise_weights": "maths", "one_hot": "targets",
-    "find_layer": "layers", "check_images": "inputs", "heatmap_all_classes": "explain", "guided_gradcam": "explain",
-    "METHODS": "methods", "iou": "localize", "Explorer": "widgets",
+    "find_layer": "layers", "check_images": "inputs", "heatmap_all_classes": "explain",
+    "iou": "localize", "Explorer": "widgets",
 }
 
 
