@@ -58,7 +58,7 @@ WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 # The API page: these modules first, in this order (the optional ones only once they exist), then any other
 # public module of the package, except the tooling below (documented by its own page or not user-facing).
 API_MODULES = (
-    "explain", "maths", "targets", "layers", "inputs", "draw", "localize", "metrics", "baselines", "images",
+    "explain", "methods", "maths", "mapops", "targets", "layers", "inputs", "draw", "localize", "metrics", "baselines", "images",
     "data", "models", "loading", "figures", "widgets", "exercises", "environment", "errors",
 )
 NOT_API = {"cli", "notebooks", "train"}
