@@ -653,7 +653,7 @@ def rate_interval(hits: np.ndarray, *, confidence: float = 0.95) -> tuple[float,
 
 
 def bootstrap_interval(
-    values: np.ndarray, *, n: int = 1000, seed: int = 0, confidence: float = 0.95
+    values: np.ndarray, *, n: int = 1000, seed: int = 0, confidence: float = 0.95, weights: np.ndarray | None = None
 ) -> tuple[float, float, float]:
     """The mean of per-image scores and its percentile bootstrap interval (Efron 1979): ``(mean, low, high)``.
 
@@ -661,6 +661,12 @@ def bootstrap_interval(
     the ``(1 - confidence) / 2`` and ``(1 + confidence) / 2`` quantiles of the resampled means. Use it
     for AUCs, Average Drop, energy or IoU scores. NaN values are refused (drop them explicitly, and say
     how many: e.g. Spearman of a constant map).
+
+    ``weights`` (B,) >= 0 gives the weighted mean ``sum w v / sum w`` instead, resampled the same way (the
+    ratio estimator): with ``v = k_i / n_i`` and ``w = n_i`` it is ``sum k / sum n``, the share of hits among
+    all cases pooled over images, with images resampled (e.g. :func:`camtutor.trust.discrimination_scores`).
+    A value with weight 0 counts for nothing (it may be any finite number); resamples whose weights sum to 0
+    are dropped from the quantiles.
     """
     arr = np.asarray(values, dtype=np.float64)
     if arr.ndim != 1 or arr.size == 0:
@@ -674,6 +680,18 @@ def bootstrap_interval(
         raise CamTutorError(f"n is the number of bootstrap resamples, an int >= 1; got {n!r}")
     _z(confidence)  # checks the range
     rng = np.random.default_rng(seed)
-    means = arr[rng.integers(0, arr.size, size=(int(n), arr.size))].mean(axis=1)
-    low, high = np.quantile(means, [(1 - confidence) / 2.0, (1 + confidence) / 2.0])
-    return float(arr.mean()), float(low), float(high)
+    index = rng.integers(0, arr.size, size=(int(n), arr.size))
+    quantiles = [(1 - confidence) / 2.0, (1 + confidence) / 2.0]
+    if weights is None:
+        means = arr[index].mean(axis=1)
+        low, high = np.quantile(means, quantiles)
+        return float(arr.mean()), float(low), float(high)
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != arr.shape or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise CamTutorError(
+            f"weights must be finite, >= 0, one per value (shape {arr.shape}) and not all 0; got shape {w.shape}"
+        )
+    totals = w[index].sum(axis=1)
+    means = (w * arr)[index].sum(axis=1)[totals > 0] / totals[totals > 0]
+    low, high = np.quantile(means, quantiles)
+    return float(np.sum(w * arr) / w.sum()), float(low), float(high)

@@ -505,3 +505,16 @@ def test_bootstrap_interval():
     assert metrics.bootstrap_interval(np.full(7, 3.0)) == (3.0, 3.0, 3.0)
     with pytest.raises(ct.CamTutorError, match="NaN"):
         metrics.bootstrap_interval(np.array([1.0, np.nan]))
+
+
+def test_bootstrap_interval_weighted_is_the_pooled_share():
+    # per image: 2 of 2, 0 of 1, 1 of 2 hits -> pooled share (2 + 0 + 1) / (2 + 1 + 2) = 0.6, not the mean 0.5
+    share, low, high = metrics.bootstrap_interval(np.array([1.0, 0.0, 0.5]), weights=np.array([2.0, 1.0, 2.0]))
+    assert share == pytest.approx(0.6) and 0.0 <= low <= share <= high <= 1.0
+    # a zero-weight value counts for nothing, whatever it is; equal weights give the plain mean and its interval
+    assert metrics.bootstrap_interval(np.array([1.0, 0.0, 7.0]), weights=np.array([1.0, 1.0, 0.0]))[0] == 0.5
+    values = np.array([0.0, 1.0] * 20)
+    assert metrics.bootstrap_interval(values, weights=np.full(40, 3.0)) == pytest.approx(metrics.bootstrap_interval(values))
+    for bad in (np.zeros(3), np.array([1.0, -1.0, 1.0]), np.ones(2)):
+        with pytest.raises(ct.CamTutorError, match="weights"):
+            metrics.bootstrap_interval(np.array([1.0, 0.0, 0.5]), weights=bad)
