@@ -106,7 +106,7 @@ def test_random_labels_model_memorised_its_shuffled_labels_and_is_at_chance_on_n
     assert np.mean(shuffled == true_labels) < 0.5                       # the labels really were shuffled
     np.testing.assert_array_equal(random_label_set()[1], shuffled)      # seeded: the same permutation every time
     assert _acc(m, images, shuffled) >= 0.95                            # memorised
-    # about chance on 600 new images (0.38 [0.34, 0.42] here; 0.33 on 2000 others), where the real model scores >= 0.97
+    # about chance on 600 new images (0.37 [0.33, 0.41] here; 0.33 on 2000 others), where the real model scores >= 0.97
     assert abs(_acc(m, fresh_shapes.images, fresh_shapes.labels) - 1 / 3) < 0.1
 
 
