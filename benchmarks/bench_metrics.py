@@ -1,6 +1,12 @@
 """Cost of camtutor.metrics' model-running checks, against the forward pass they cannot avoid.
 
-Run from the repository root:  python -m benchmarks.bench_metrics [--images 64] [--steps 50] [--repeats 5]
+Run from the repository root::
+
+    python -m benchmarks.bench_metrics            # 1-2 min on 2 cores; writes benchmarks/results/metrics.md and .json
+    python -m benchmarks.bench_metrics --quick    # 8 images, 5 steps, 1 round; prints only
+    python -m benchmarks.run                      # the main benchmark runs this too (targets in benchmark.md)
+
+Options: ``--images 64 --steps 50 --repeats 5 --batch-size N --threads 2 --out DIR``.
 
 Two targets (ratios and times from this one run; nothing here is asserted by the unit tests):
 
@@ -19,16 +25,19 @@ Two targets (ratios and times from this one run; nothing here is asserted by the
   the same 10 steps with ``copies=True`` (a fresh clone, traced anew, per step) for comparison.
 
 ``run()`` returns the timings and ``targets``: (target, measured, detail, passed) tuples in the format
-of :func:`benchmarks.run.targets`, so the main benchmark can append them to its table.
+of :func:`benchmarks.run.targets`, so the main benchmark appends them to its table; :func:`write` puts
+``metrics.md`` (the targets and every timing) and ``metrics.json`` into a folder.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
 import time
+from pathlib import Path
 from typing import Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -36,6 +45,8 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 DELETION_TARGET = 3.0  # x forward pass
 RANDOMISATION_TARGET = 20.0  # seconds
+RESULTS = Path(__file__).resolve().parent / "results"
+QUICK = {"images": 8, "steps": 5, "repeats": 1}  # --quick and ``python -m benchmarks.run --quick``
 
 
 def deep_model(num_classes: int = 3, *, input_shape=(64, 64, 3), width: int = 16):
@@ -145,6 +156,7 @@ def run(
         ),
     ]
     return {
+        "settings": {"images": images, "steps": steps, "repeats": repeats, "batch_size": batch_size, "model": note},
         "deletion": {"forward_s": times["forward"], "deletion_s": times["deletion"], "ratio": ratio, "min_ratio": min_ratio},
         "randomisation": {
             "deep_nested_s": deep_seconds,
@@ -157,6 +169,42 @@ def run(
     }
 
 
+def markdown(result: dict, env: dict | None = None) -> str:
+    """``metrics.md``: the two targets with PASS/MISS, then every timing of the run."""
+    cfg, dele, rand = result["settings"], result["deletion"], result["randomisation"]
+    lines = ["# camtutor.metrics benchmark", ""]
+    if env:
+        lines += [f"{env['date']}; {env['cpu']} ({env['cores']} cores), {env['threads']} threads; TensorFlow "
+                  f"{env['tensorflow']}, Keras {env['keras']}, TF_ENABLE_ONEDNN_OPTS={env['TF_ENABLE_ONEDNN_OPTS']}; "
+                  f"load average (1, 5, 15 min) at start {env['loadavg_start']}, at end {env['loadavg_end']}.", ""]
+    lines += [f"shapes model ({cfg['model']}), {cfg['images']} images of `camtutor.data.shapes(seed=1)`, "
+              f"{cfg['steps']} deletion steps, {cfg['batch_size']} images per model call, {cfg['repeats']} rounds.", "",
+              "## Targets", "", "| target | measured | detail | result |", "|---|---|---|---|"]
+    lines += [f"| {t} | {m} | {d} | {'PASS' if ok else 'MISS'} |" for t, m, d, ok in result["targets"]]
+    lines += ["", "## Timings (s)", "", "| what | runs |", "|---|---|",
+              f"| forward pass of {cfg['images']} x {cfg['steps'] + 1} images | "
+              + ", ".join(f"{t:.2f}" for t in dele["forward_s"]) + " |",
+              f"| deletion curve, {cfg['steps']} steps x {cfg['images']} images | "
+              + ", ".join(f"{t:.2f}" for t in dele["deletion_s"]) + " |",
+              f"| cascading randomisation + Grad-CAM, deep_nested ({rand['deep_nested_layers']} layers) | "
+              f"{rand['deep_nested_s']:.2f} |",
+              f"| the same with copies=True | {rand['deep_nested_copies_s']:.2f} |",
+              f"| cascading randomisation + Grad-CAM, shapes ({rand['shapes_layers']} layers) | {rand['shapes_s']:.2f} |"]
+    return "\n".join(lines) + "\n"
+
+
+def write(result: dict, out_dir: Path, env: dict | None = None) -> Path:
+    """Write ``metrics.md`` and ``metrics.json`` (targets, settings, every timing, ``env``) into ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    raw = {**{k: v for k, v in result.items() if k != "targets"}, "environment": env,
+           "targets": [{"target": t, "measured": m, "detail": d, "passed": ok} for t, m, d, ok in result["targets"]]}
+    (out_dir / "metrics.json").write_text(json.dumps(raw, indent=1))
+    path = out_dir / "metrics.md"
+    path.write_text(markdown(result, env))
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_metrics", description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=64, help="images (default 64)")
@@ -164,15 +212,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds of the deletion comparison (default 5)")
     parser.add_argument("--batch-size", type=int, default=None, help="images per model call (default metrics' 512)")
     parser.add_argument("--threads", type=int, default=2, help="TensorFlow intra/inter-op threads (default 2)")
+    parser.add_argument("--quick", action="store_true", help="8 images, 5 steps, 1 round; nothing written")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for metrics.md and metrics.json (default %(default)s)")
     args = parser.parse_args(argv)
-    from benchmarks.run import configure_threads
+    from benchmarks.run import configure_threads, environment
 
     configure_threads(args.threads)
     load_start = os.getloadavg()
-    result = run(images=args.images, steps=args.steps, repeats=args.repeats, batch_size=args.batch_size)
-    print(f"\nload average at start {[round(x, 2) for x in load_start]}, at end {[round(x, 2) for x in os.getloadavg()]}")
+    sizes = dict(QUICK) if args.quick else {"images": args.images, "steps": args.steps, "repeats": args.repeats}
+    result = run(**sizes, batch_size=args.batch_size)
+    env = environment(args.threads, load_start)
+    print(f"\nload average at start {env['loadavg_start']}, at end {env['loadavg_end']}")
     for target, measured, detail, passed in result["targets"]:
         print(f"{'PASS' if passed else 'MISS'}  {target}: {measured}  ({detail})")
+    if not args.quick:
+        print(f"written: {write(result, args.out, env)}, metrics.json")
     return 0 if all(ok for *_, ok in result["targets"]) else 1
 
 

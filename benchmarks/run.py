@@ -5,6 +5,7 @@ Run from the repository root::
     python -m benchmarks.run              # full run (about 10 minutes on 2 cores), writes benchmarks/results/
     python -m benchmarks.run --quick      # tiny sizes, seconds; writes to a temporary folder
     python -m benchmarks.run --notebooks  # also time each notebook under nbval and its kernel's peak memory
+    python -m benchmarks.run --no-metrics # without the trust metrics' targets (benchmarks.bench_metrics)
 
 What is measured (see benchmarks/README.md):
 
@@ -15,7 +16,10 @@ What is measured (see benchmarks/README.md):
 * on the shapes model, Grad-CAM for all classes at once against one class;
 * warm-up excluded; contenders run round-robin (one call each per round) so that load from other
   processes hits them alike; median, min and max per contender; ratios come from the same run;
-* every contender's maps are checked against camtutor's after ``ct.normalize`` (max abs diff <= 1e-4).
+* every contender's maps are checked against camtutor's after ``ct.normalize`` (max abs diff <= 1e-4);
+* :mod:`benchmarks.bench_metrics`: a 50-step deletion curve of 64 images against one forward pass of the
+  64 x 51 images it scores (<= 3x), and a 10-layer cascading randomisation with Grad-CAM on 64 images
+  (<= 20 s); its targets join the table, its timings go to ``metrics.md`` / ``metrics.json``.
 """
 
 from __future__ import annotations
@@ -532,12 +536,18 @@ def run(
     repeats: int | None = None,
     notebooks: bool = False,
     timings: bool = True,
+    metrics: bool | dict = True,
     out: Path | None = None,
     threads: int = 2,
     onednn: bool | None = None,
     log: Callable[[str], None] = print,
 ) -> dict:
-    """Run the benchmark; write benchmark.md, benchmark.png and benchmark.json to ``out``; return the results."""
+    """Run the benchmark; write benchmark.md, benchmark.png and benchmark.json to ``out``; return the results.
+
+    ``metrics``: also run :func:`benchmarks.bench_metrics.run` (True: 64 images, 50 steps, 5 rounds; with
+    ``quick`` its tiny sizes; a dict: its keyword arguments, e.g. ``{"images": 4, "steps": 3, "repeats": 1}``);
+    its targets are appended to the table, its results written to ``out/metrics.md`` and ``metrics.json``.
+    """
     configure_threads(threads, onednn)
     # The Keras example builds keras.Model(model.inputs, ...) (a list) and calls it on a tensor, as written there.
     warnings.filterwarnings("ignore", message="The structure of `inputs` doesn't match", category=UserWarning)
@@ -566,9 +576,19 @@ def run(
                 case = mobilenet_case(repeats_for(name))
             cases.append(case)
             rows += measure_case(case, batches, log)
+    trust_metrics = None
+    if metrics:
+        from benchmarks import bench_metrics
+
+        log("metrics: deletion and cascading randomisation (benchmarks.bench_metrics)")
+        sizes = metrics if isinstance(metrics, dict) else (
+            bench_metrics.QUICK if quick else ({"repeats": repeats} if repeats else {}))
+        trust_metrics = bench_metrics.run(**sizes, log=lambda message: log(f"  {message}"))
     nb = measure_notebooks(log) if notebooks else None
     env = environment(threads, load_start)
-    goals = targets(rows, nb)
+    goals = targets(rows, nb) + (trust_metrics["targets"] if trust_metrics else [])
+    if trust_metrics:
+        bench_metrics.write(trust_metrics, out, env)
     (out / "benchmark.md").write_text(markdown(rows, cases, nb, env, goals))
     if rows:
         plot(rows, out / "benchmark.png")
@@ -576,10 +596,11 @@ def run(
         "environment": env,
         "rows": [{**r.__dict__, "median": r.median} for r in rows],
         "notebooks": nb,
+        "metrics": {k: v for k, v in trust_metrics.items() if k != "targets"} if trust_metrics else None,
         "targets": [{"target": t, "measured": m, "detail": d, "passed": ok} for t, m, d, ok in goals],
     }
     (out / "benchmark.json").write_text(json.dumps(raw, indent=1))
-    return {"rows": rows, "targets": goals, "notebooks": nb, "environment": env, "out": out}
+    return {"rows": rows, "targets": goals, "notebooks": nb, "metrics": trust_metrics, "environment": env, "out": out}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -590,6 +611,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per contender (default: per model/batch)")
     parser.add_argument("--notebooks", action="store_true", help="also run each notebook under nbval: wall time, kernel peak RSS")
     parser.add_argument("--no-timings", action="store_true", help="skip the Grad-CAM timings (with --notebooks)")
+    parser.add_argument("--no-metrics", action="store_true", help="skip the trust metrics' targets (benchmarks.bench_metrics)")
     parser.add_argument("--threads", type=int, default=2, help="TensorFlow intra/inter-op and OpenMP threads (default 2)")
     parser.add_argument("--onednn", action="store_true", help="TF_ENABLE_ONEDNN_OPTS=1 (camtutor's default is 0)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default benchmarks/results; --quick: a temp folder)")
@@ -601,6 +623,7 @@ def main(argv: list[str] | None = None) -> int:
         repeats=args.repeats,
         notebooks=args.notebooks,
         timings=not args.no_timings,
+        metrics=not args.no_metrics,
         out=args.out,
         threads=args.threads,
         onednn=True if args.onednn else None,
@@ -609,7 +632,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average at start {result['environment']['loadavg_start']}, at end {result['environment']['loadavg_end']}")
     for target, measured, detail, passed in result["targets"]:
         print(f"{'PASS' if passed else 'MISS'}  {target}: {measured}  ({detail})")
-    print(f"written: {result['out'] / 'benchmark.md'}, benchmark.png, benchmark.json")
+    extra = ", metrics.md, metrics.json" if result["metrics"] else ""
+    print(f"written: {result['out'] / 'benchmark.md'}, benchmark.png, benchmark.json{extra}")
     return 0 if all(ok for *_, ok in result["targets"]) else 1
 
 

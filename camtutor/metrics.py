@@ -16,8 +16,8 @@ rate and mean: a pointing-game accuracy of 0.8 on 20 images is [0.58, 0.92].
 Conventions (as in the rest of camtutor):
 
 * maps are (B, h, w) at any resolution (a layer's, say 16x16); every metric resizes them itself to the
-  size of what they are compared with (the mask, the image) with OpenCV, bilinear when enlarging
-  (:func:`camtutor.upsample`) and area averaging when shrinking;
+  size of what they are compared with (the mask, the image) with OpenCV, bilinear when enlarging (the
+  same numbers as :func:`camtutor.upsample`) and area averaging when shrinking;
 * images (B, H, W, C) float32, preprocessed as the model expects; masks (B, H, W) bool;
   boxes (B, 4) ``(x0, y0, x1, y1)`` with x1, y1 exclusive, as in :mod:`camtutor.data`;
 * ``class_index`` is an int for every image or one per image (B,), as in :func:`camtutor.grad_cam`;
@@ -42,7 +42,6 @@ from camtutor.explain import class_probabilities
 from camtutor.inputs import check_images
 from camtutor.layers import check_model, output_info
 from camtutor.localize import box_from_map, iou
-from camtutor.mapops import normalize as _normalize, upsample
 from camtutor.targets import ClassIndex, resolve_class_indices
 
 __all__ = [
@@ -119,19 +118,29 @@ def _check_masks(masks: object, batch: int) -> np.ndarray:
 def resize_maps(maps: np.ndarray, size: int | Sequence[int]) -> np.ndarray:
     """Resize maps (B, h, w) to ``size`` = (H, W) or an int with OpenCV: float32 (B, H, W), values not rescaled.
 
-    Bilinear with pixel centres at half-integers when enlarging (:func:`camtutor.upsample`), area
-    averaging when shrinking. Maps already at ``size`` are returned unchanged.
+    Bilinear with pixel centres at half-integers when enlarging (the same numbers as
+    :func:`camtutor.upsample`, which uses TensorFlow), area averaging when shrinking. Maps already
+    at ``size`` are returned unchanged.
     """
     arr = _check_maps(maps)
     height, width = _size(size)
     if arr.shape[1:] == (height, width):
         return arr
-    if height >= arr.shape[1] and width >= arr.shape[2]:
-        return upsample(arr, (height, width))
+    shrink = height < arr.shape[1] or width < arr.shape[2]
+    interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
     out = np.empty((len(arr), height, width), dtype=np.float32)
-    for i, one in enumerate(arr):  # about 20 us per map; OpenCV 5 refuses many-channel stacks
-        out[i] = cv2.resize(one, (width, height), interpolation=cv2.INTER_AREA)
+    for i, one in enumerate(arr):  # about 20 us per 16x16 -> 64x64 map; OpenCV 5 refuses many-channel stacks
+        out[i] = cv2.resize(one, (width, height), interpolation=interpolation)
     return out
+
+
+def _normalize(maps: np.ndarray) -> np.ndarray:
+    """Min-max per map to [0, 1]; a constant map becomes 0 (the rule of :func:`camtutor.normalize`, in numpy)."""
+    low = maps.min(axis=(1, 2), keepdims=True)
+    high = maps.max(axis=(1, 2), keepdims=True)
+    spread = high - low
+    informative = spread > 1e-7 * np.maximum(np.abs(low), np.abs(high))
+    return np.where(informative, (maps - low) / np.where(informative, spread, 1.0), 0.0).astype(np.float32)
 
 
 def _is_constant(maps: np.ndarray) -> np.ndarray:
@@ -644,20 +653,20 @@ def rate_interval(hits: np.ndarray, *, confidence: float = 0.95) -> tuple[float,
 
 
 def bootstrap_interval(
-    values: np.ndarray, *, n: int = 1000, seed: int = 0, confidence: float = 0.95, groups: np.ndarray | None = None
+    values: np.ndarray, *, n: int = 1000, seed: int = 0, confidence: float = 0.95, weights: np.ndarray | None = None
 ) -> tuple[float, float, float]:
     """The mean of per-image scores and its percentile bootstrap interval (Efron 1979): ``(mean, low, high)``.
 
     ``n`` resamples of the B values with replacement (seeded, reproducible); ``low`` and ``high`` are
     the ``(1 - confidence) / 2`` and ``(1 + confidence) / 2`` quantiles of the resampled means. Use it
-    for AUCs, Average Drop, energy or IoU scores, or for 0/1 hits. NaN values are refused (drop them
-    explicitly, and say how many: e.g. Spearman of a constant map).
+    for AUCs, Average Drop, energy or IoU scores. NaN values are refused (drop them explicitly, and say
+    how many: e.g. Spearman of a constant map).
 
-    ``groups`` (B,) gives the image each value belongs to, when one image gives several values (the two
-    objects of a two-object image): the values of one image are not independent, so the bootstrap
-    resamples *images* (a cluster bootstrap) and each resample's statistic is the mean of all the values
-    it holds, ``sum / count``. Images may hold different numbers of values. The first number returned is
-    still the plain mean of ``values``.
+    ``weights`` (B,) >= 0 gives the weighted mean ``sum w v / sum w`` instead, resampled the same way (the
+    ratio estimator): with ``v = k_i / n_i`` and ``w = n_i`` it is ``sum k / sum n``, the share of hits among
+    all cases pooled over images, with images resampled (e.g. :func:`camtutor.trust.discrimination_scores`).
+    A value with weight 0 counts for nothing (it may be any finite number); resamples whose weights sum to 0
+    are dropped from the quantiles.
     """
     arr = np.asarray(values, dtype=np.float64)
     if arr.ndim != 1 or arr.size == 0:
@@ -671,15 +680,18 @@ def bootstrap_interval(
         raise CamTutorError(f"n is the number of bootstrap resamples, an int >= 1; got {n!r}")
     _z(confidence)  # checks the range
     rng = np.random.default_rng(seed)
-    if groups is None:
-        means = arr[rng.integers(0, arr.size, size=(int(n), arr.size))].mean(axis=1)
-    else:
-        ids = np.asarray(groups)
-        if ids.shape != arr.shape:
-            raise CamTutorError(f"groups must give one image id per value, shape {arr.shape}; got {ids.shape}")
-        _, inverse = np.unique(ids, return_inverse=True)
-        sums, counts = np.bincount(inverse, weights=arr), np.bincount(inverse)
-        picks = rng.integers(0, sums.size, size=(int(n), sums.size))
-        means = sums[picks].sum(axis=1) / counts[picks].sum(axis=1)
-    low, high = np.quantile(means, [(1 - confidence) / 2.0, (1 + confidence) / 2.0])
-    return float(arr.mean()), float(low), float(high)
+    index = rng.integers(0, arr.size, size=(int(n), arr.size))
+    quantiles = [(1 - confidence) / 2.0, (1 + confidence) / 2.0]
+    if weights is None:
+        means = arr[index].mean(axis=1)
+        low, high = np.quantile(means, quantiles)
+        return float(arr.mean()), float(low), float(high)
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != arr.shape or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise CamTutorError(
+            f"weights must be finite, >= 0, one per value (shape {arr.shape}) and not all 0; got shape {w.shape}"
+        )
+    totals = w[index].sum(axis=1)
+    means = (w * arr)[index].sum(axis=1)[totals > 0] / totals[totals > 0]
+    low, high = np.quantile(means, quantiles)
+    return float(np.sum(w * arr) / w.sum()), float(low), float(high)

@@ -8,6 +8,8 @@ Bundled models (``load(name)``; re-create them with ``python -m camtutor.train N
 
 * ``"shapes"``: :func:`gap_classifier` on :func:`camtutor.data.shapes` (CAM and Grad-CAM work);
 * ``"shapes-flat"``: :func:`flat_classifier` on shapes (Flatten head: CAM impossible, Grad-CAM works);
+* ``"shapes-random-labels"``: :func:`gap_classifier` trained to memorise 200 shapes images with *shuffled*
+  labels (Adebayo et al. 2018's label randomisation test): it fits them, and is at chance on fresh images;
 * ``"faces"``: a frozen :func:`small_backbone` (a *nested* model) plus a GAP -> Dense head from
   :func:`gap_head_on`, trained on :func:`camtutor.data.faces` -- the original CAM recipe.
 """
@@ -43,12 +45,15 @@ WEIGHTS_DIR: Path = Path(__file__).resolve().parent / "weights"
 BUNDLED: dict[str, str] = {
     "shapes": "GAP classifier (circle / square / triangle), 64x64 RGB input, last_conv 16x16x32; CAM + Grad-CAM",
     "shapes-flat": "Flatten classifier (circle / square / triangle), 64x64 RGB input, last_conv 8x8x8; Grad-CAM only",
+    "shapes-random-labels": "the shapes GAP classifier trained on shuffled labels (memorised, chance on new images); "
+    "sanity check",
     "faces": "frozen nested conv backbone + GAP -> Dense head, face / not face, 64x64 RGB input; CAM + Grad-CAM",
 }
 
 _CLASS_NAMES: dict[str, tuple[str, ...]] = {
     "shapes": SHAPE_CLASSES,
     "shapes-flat": SHAPE_CLASSES,
+    "shapes-random-labels": SHAPE_CLASSES,
     "faces": FACE_CLASSES,
 }
 
@@ -62,7 +67,7 @@ def _check_name(name: object) -> str:
 
 
 def available() -> list[str]:
-    """Names of the bundled models, e.g. ``["shapes", "shapes-flat", "faces"]``."""
+    """Names of the bundled models, e.g. ``["shapes", "shapes-flat", "shapes-random-labels", "faces"]``."""
     return list(BUNDLED)
 
 
@@ -81,6 +86,7 @@ def build(name: str) -> keras.Model:
     builders = {
         "shapes": lambda: gap_classifier(len(SHAPE_CLASSES)),
         "shapes-flat": lambda: flat_classifier(len(SHAPE_CLASSES)),
+        "shapes-random-labels": lambda: gap_classifier(len(SHAPE_CLASSES)),
         "faces": lambda: gap_head_on(small_backbone(), len(FACE_CLASSES), freeze=True, name="faces_cam"),
     }
     return builders[_check_name(name)]()

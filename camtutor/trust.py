@@ -8,6 +8,9 @@ Thin glue over :mod:`camtutor.metrics` and :mod:`camtutor.baselines` (no new met
   with ``groups`` (one image id per row, e.g. two objects of one image) the intervals resample *images*,
   since the two objects of one image are not independent;
 * :func:`two_object_rows` -- the two-object data (N, 2, ...) laid out as 2N rows, one per object;
+* :func:`discrimination_scores` -- on those rows, how often the map's peak lands on the right object, on the
+  other one, on either, and the **discrimination** share: right among the peaks on either object (0.5 for any
+  class-blind map);
 * :func:`format_table` -- the table as text, one row per map, ``value [low, high]`` per metric;
 * :func:`randomisation_similarity` -- Adebayo et al.'s model randomisation test: the mean similarity of
   each randomised model's maps with the trained model's, per layer.
@@ -29,6 +32,7 @@ __all__ = [
     "method_maps",
     "baseline_maps",
     "two_object_rows",
+    "discrimination_scores",
     "localisation_scores",
     "format_table",
     "randomisation_similarity",
@@ -120,6 +124,54 @@ def localisation_scores(maps: Mapping[str, np.ndarray], masks: np.ndarray, boxes
         table[name] = {"pointing": pointing, "energy": _mean_interval(energy, groups, seed),
                        "iou": _mean_interval(iou, groups, seed)}
     table["(area)"] = {"energy": _mean_interval(masks.mean(axis=(1, 2)), groups, seed)}
+    return table
+
+
+def discrimination_scores(maps: Mapping[str, np.ndarray], masks: np.ndarray, other_masks: np.ndarray, *,
+                          groups: np.ndarray | None = None, seed: int = 0) -> dict[str, dict[str, tuple[float, float, float]]]:
+    """Where each map's peak lands on two-object images: ``{name: {score: (value, low, high)}}``.
+
+    Row r is one object: ``maps[name][r]`` is the map *for its class*, ``masks[r]`` its mask and ``other_masks[r]``
+    the mask of the other object of the same image (disjoint from ``masks[r]``). With
+    ``right = pointing_game(map, masks)`` and ``other = pointing_game(map, other_masks)`` (Zhang et al. 2016):
+
+    * ``"right"``, ``"other"``, ``"either"``: the rates of ``right``, ``other`` and ``right | other``;
+    * ``"discrimination"``: ``sum right / sum (right | other)``, the share of the peaks on *an* object that land on
+      the object of the map's class. A class-blind map (every baseline) draws the same map for both objects of an
+      image, so each peak on an object is right for one row and wrong for the other: exactly 0.5. Chance is 0.5
+      for a map that picks an object at random too; 1.0 is a map that always finds its own class.
+
+    Args:
+        maps: name -> (B, h, w) maps of any resolution (the pointing game resizes them).
+        masks, other_masks: (B, H, W) bool.
+        groups: optional (B,) image id per row (e.g. from :func:`two_object_rows`): the intervals then resample
+            images (cluster bootstrap), not rows. Without it every row is its own image.
+        seed: bootstrap seed.
+
+    Intervals: percentile bootstrap (:func:`camtutor.metrics.bootstrap_interval`); for the discrimination share
+    its weighted form, each image weighted by its number of peaks on an object. Raises
+    :class:`~camtutor.errors.CamTutorError` if no map's peak lands on an object at all (the share is undefined).
+    """
+    masks, other_masks = np.asarray(masks, dtype=bool), np.asarray(other_masks, dtype=bool)
+    if masks.shape != other_masks.shape:
+        raise CamTutorError(f"masks {masks.shape} and other_masks {other_masks.shape} must have the same shape")
+    if (masks & other_masks).any():
+        raise CamTutorError("masks and other_masks overlap: each row needs its object's mask and the *other* object's")
+    rows = np.arange(len(masks)) if groups is None else np.asarray(groups)
+    if rows.shape != (len(masks),):
+        raise CamTutorError(f"groups must hold one image id per row, shape ({len(masks)},); got {rows.shape}")
+    _, inverse = np.unique(rows, return_inverse=True)
+    table = {}
+    for name, heat in maps.items():
+        right, other = metrics.pointing_game(heat, masks), metrics.pointing_game(heat, other_masks)
+        either = right | other
+        if not either.any():
+            raise CamTutorError(f"no peak of {name!r} lands on an object: its discrimination share is undefined")
+        hits, decided = np.bincount(inverse, weights=right), np.bincount(inverse, weights=either)
+        share = metrics.bootstrap_interval(np.divide(hits, decided, out=np.zeros_like(hits), where=decided > 0),
+                                           weights=decided, seed=seed)
+        table[name] = {"right": _mean_interval(right, groups, seed), "other": _mean_interval(other, groups, seed),
+                       "either": _mean_interval(either, groups, seed), "discrimination": share}
     return table
 
 

@@ -15,7 +15,8 @@ from benchmarks import run as bench  # needs tf-keras-vis 0.8.7 (the "test" extr
 @pytest.fixture(scope="module")
 def result(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
-    return bench.run(models=("shapes",), batches=[1, 2], repeats=1, out=out, log=lambda _: None)
+    return bench.run(models=("shapes",), batches=[1, 2], repeats=1, out=out, log=lambda _: None,
+                     metrics={"images": 4, "steps": 3, "repeats": 1})
 
 
 def test_writes_the_table_plot_and_raw_results(result):
@@ -42,6 +43,20 @@ def test_targets_cover_floor_tf_keras_vis_and_all_classes(result):
     assert any("forward floor" in n for n in names)
     assert any("tf-keras-vis" in n for n in names)
     assert any("all classes" in n for n in names)
+
+
+def test_the_trust_metrics_targets_join_the_table(result):
+    """benchmarks.bench_metrics runs inside the main benchmark: its two targets in benchmark.md, its timings in metrics.md."""
+    names = [t[0] for t in result["targets"]]
+    assert any(n.startswith("metrics: deletion curve, 3 steps x 4 images") for n in names)
+    assert any(n.startswith("metrics: 10-layer cascading randomisation") for n in names)
+    out = result["out"]
+    assert "metrics: deletion curve" in (out / "benchmark.md").read_text()
+    text = (out / "metrics.md").read_text()
+    assert "## Targets" in text and "deep_nested (10 layers)" in text
+    raw = json.loads((out / "metrics.json").read_text())
+    assert raw["settings"]["images"] == 4 and len(raw["deletion"]["deletion_s"]) == 1 and len(raw["targets"]) == 2
+    assert json.loads((out / "benchmark.json").read_text())["metrics"]["randomisation"]["deep_nested_layers"] == 10
 
 
 @pytest.mark.filterwarnings("ignore:The structure of `inputs`")  # the example calls Model(model.inputs, ...) on a tensor

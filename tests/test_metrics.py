@@ -507,21 +507,14 @@ def test_bootstrap_interval():
         metrics.bootstrap_interval(np.array([1.0, np.nan]))
 
 
-def test_bootstrap_interval_resamples_images_when_given_groups():
-    # two values per image, perfectly anti-correlated within the image: every image's mean is 0.5,
-    # so a resampling of *images* has no spread, while resampling the values independently has.
-    values = np.array([0.0, 1.0] * 50)
-    groups = np.repeat(np.arange(50), 2)
-    mean, low, high = metrics.bootstrap_interval(values, groups=groups)
-    assert (mean, low, high) == (0.5, 0.5, 0.5)
-    assert metrics.bootstrap_interval(values)[1] < 0.45
-    # identical values within each image: the cluster interval is wider than the naive one
-    same = np.repeat(np.arange(40) % 2, 3).astype(float)
-    clustered = metrics.bootstrap_interval(same, groups=np.repeat(np.arange(40), 3))
-    naive = metrics.bootstrap_interval(same)
-    assert clustered[2] - clustered[1] > 1.3 * (naive[2] - naive[1])
-    # unequal numbers of values per image: the statistic is sum / count of the resampled values
-    ragged = metrics.bootstrap_interval(np.array([1.0, 1.0, 1.0, 0.0]), groups=np.array([0, 0, 0, 1]), n=2000)
-    assert ragged[0] == 0.75 and ragged[1] == 0.0 and ragged[2] == 1.0
-    with pytest.raises(ct.CamTutorError, match="one image id per value"):
-        metrics.bootstrap_interval(values, groups=groups[:-1])
+def test_bootstrap_interval_weighted_is_the_pooled_share():
+    # per image: 2 of 2, 0 of 1, 1 of 2 hits -> pooled share (2 + 0 + 1) / (2 + 1 + 2) = 0.6, not the mean 0.5
+    share, low, high = metrics.bootstrap_interval(np.array([1.0, 0.0, 0.5]), weights=np.array([2.0, 1.0, 2.0]))
+    assert share == pytest.approx(0.6) and 0.0 <= low <= share <= high <= 1.0
+    # a zero-weight value counts for nothing, whatever it is; equal weights give the plain mean and its interval
+    assert metrics.bootstrap_interval(np.array([1.0, 0.0, 7.0]), weights=np.array([1.0, 1.0, 0.0]))[0] == 0.5
+    values = np.array([0.0, 1.0] * 20)
+    assert metrics.bootstrap_interval(values, weights=np.full(40, 3.0)) == pytest.approx(metrics.bootstrap_interval(values))
+    for bad in (np.zeros(3), np.array([1.0, -1.0, 1.0]), np.ones(2)):
+        with pytest.raises(ct.CamTutorError, match="weights"):
+            metrics.bootstrap_interval(np.array([1.0, 0.0, 0.5]), weights=bad)

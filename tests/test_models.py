@@ -54,17 +54,18 @@ def test_gap_head_on_freezes_backbone():
 
 
 def test_registry():
-    assert models.available() == ["shapes", "shapes-flat", "faces"]
+    assert models.available() == ["shapes", "shapes-flat", "shapes-random-labels", "faces"]
     assert set(models.BUNDLED) == set(models.available())
     assert models.class_names("shapes") == ("circle", "square", "triangle")
     assert models.class_names("faces") == ("not face", "face")
+    assert models.class_names("shapes-random-labels") == models.class_names("shapes")
     with pytest.raises(ModelError, match="shapes-flat"):
         models.load("cats")
     with pytest.raises(ModelError):
         models.class_names("nope")
 
 
-@pytest.mark.parametrize("name", ["shapes", "shapes-flat", "faces"])
+@pytest.mark.parametrize("name", ["shapes", "shapes-flat", "shapes-random-labels", "faces"])
 def test_weight_files_small(name):
     p = models.weights_path(name)
     assert p.is_file(), f"missing {p}; run python -m camtutor.train {name}"
@@ -94,6 +95,21 @@ def test_shapes_flat_accuracy(fresh_shapes):
     assert _acc(m, fresh_shapes.images, fresh_shapes.labels) >= 0.97
 
 
+def test_random_labels_model_memorised_its_shuffled_labels_and_is_at_chance_on_new_images(fresh_shapes):
+    """Adebayo et al.'s label randomisation: the shapes architecture fits permuted labels it cannot generalise from."""
+    from camtutor.train import random_label_set
+
+    m = models.load("shapes-random-labels")
+    assert [w.shape for w in m.weights] == [w.shape for w in models.build("shapes").weights]
+    images, shuffled, true_labels = random_label_set()
+    assert images.shape == (200, 64, 64, 3) and sorted(shuffled) == sorted(true_labels)
+    assert np.mean(shuffled == true_labels) < 0.5                       # the labels really were shuffled
+    np.testing.assert_array_equal(random_label_set()[1], shuffled)      # seeded: the same permutation every time
+    assert _acc(m, images, shuffled) >= 0.95                            # memorised
+    # about chance on 600 new images (0.37 [0.33, 0.41] here; 0.33 on 2000 others), where the real model scores >= 0.97
+    assert abs(_acc(m, fresh_shapes.images, fresh_shapes.labels) - 1 / 3) < 0.1
+
+
 def test_faces_model():
     m = models.load("faces")
     nested = [l for l in m.layers if isinstance(l, keras.Model)]
@@ -114,6 +130,8 @@ def test_train_smoke(tmp_path):
     assert model.output.shape == (None, 3)
     with pytest.raises(ModelError):
         train("cats")
+    model, acc = train("shapes-random-labels", tmp_path, epochs=1, fine_tune_epochs=1, n_train=30)
+    assert 0.0 <= acc <= 1.0 and (tmp_path / "shapes-random-labels.weights.h5").is_file()
 
 
 def _twin_with_statistics(name, *, offset: bool):

@@ -64,6 +64,35 @@ def test_two_object_rows_layout():
     np.testing.assert_array_equal(groups, [0, 1, 2, 0, 1, 2])
 
 
+def test_discrimination_scores_by_hand():
+    # 3 images x 2 objects (rows k * 3 + i), 4x4 masks: object 0 on the left half, object 1 on the right half
+    left = np.zeros((4, 4), bool)
+    left[:, :2] = True
+    masks = np.stack([left] * 3 + [~left] * 3)
+    other = np.stack([~left] * 3 + [left] * 3)
+    groups = np.tile(np.arange(3), 2)
+    peak = lambda y, x: np.pad(np.ones((1, 1)), ((y, 3 - y), (x, 3 - x)))   # 4x4 map, its max at (y, x)
+    on_left, on_right, nowhere = peak(0, 0), peak(0, 3), np.zeros((4, 4))
+    # a "model" map: image 0 right for both objects; image 1: object 0 right, object 1 wrong; image 2: misses both
+    model = np.stack([on_left, on_left, nowhere, on_right, on_left, nowhere])
+    # a class-blind map: the same map for both objects of an image (image 0 left, 1 right, 2 left)
+    blind = np.stack([on_left, on_right, on_left] * 2)
+    table = trust.discrimination_scores({"model": model, "blind": blind}, masks, other, groups=groups)
+    # model: right 3 of 6 rows, other 1, either 4; discrimination 3 / 4
+    assert table["model"]["right"][0] == pytest.approx(3 / 6) and table["model"]["other"][0] == pytest.approx(1 / 6)
+    assert table["model"]["either"][0] == pytest.approx(4 / 6)
+    assert table["model"]["discrimination"][0] == pytest.approx(3 / 4)
+    # class-blind: every peak on an object is right for one row, wrong for the other -> exactly 0.5, no spread
+    assert table["blind"]["either"][0] == 1.0 and table["blind"]["discrimination"] == pytest.approx((0.5, 0.5, 0.5))
+    for row in table.values():
+        for value, low, high in row.values():
+            assert low <= value <= high
+    with pytest.raises(ct.CamTutorError, match="overlap"):
+        trust.discrimination_scores({"m": model}, masks, masks, groups=groups)
+    with pytest.raises(ct.CamTutorError, match="undefined"):
+        trust.discrimination_scores({"zeros": np.zeros((6, 4, 4))}, masks, other, groups=groups)
+
+
 def test_format_table_lists_every_row_and_blank_cells():
     text = trust.format_table({"a": {"pointing": (0.5, 0.25, 0.75)}, "(area)": {"energy": (0.1, 0.05, 0.15)}})
     lines = text.splitlines()
