@@ -38,26 +38,29 @@ __all__ = [
     "randomisation_similarity",
 ]
 
-#: the three map methods scored in notebook 09: name -> ``ct.grad_cam``-style keyword arguments
-METHODS: dict[str, dict] = {"CAM": {}, "Grad-CAM": {"weighting": "mean"}, "HiResCAM": {"weighting": "elementwise"}}
+#: the methods scored in notebook 09, by their label in :data:`camtutor.methods.REGISTRY` (a selection, not a copy:
+#: :func:`method_maps` accepts the label of any registry entry)
+METHODS: tuple[str, ...] = ("CAM", "Grad-CAM", "HiResCAM")
 
 
 def method_maps(model, images: np.ndarray, classes, *, layer: str | None = None,
-                methods: Sequence[str] = tuple(METHODS)) -> dict[str, np.ndarray]:
-    """Maps (B, h, w) of ``layer`` for each name in ``methods``: "CAM" (``ct.cam``, needs a GAP + Dense head
-    and is only defined at the layer before GAP), "Grad-CAM" (``ct.grad_cam``, mean-gradient weights, ReLU)
-    and "HiResCAM" (``ct.grad_cam(weighting="elementwise")``, gradient x activation per cell, ReLU)."""
-    import camtutor as ct
+                methods: Sequence[str] = METHODS) -> dict[str, np.ndarray]:
+    """Maps (B, h, w) of ``layer`` for each registry label in ``methods``, from ``ct.heatmap(method=...)``.
 
-    out = {}
-    for name in methods:
-        if name not in METHODS:
-            raise CamTutorError(f"unknown method {name!r}; choose from {sorted(METHODS)}")
-        if name == "CAM":
-            out[name] = np.asarray(ct.cam(model, images, classes, layer=layer))
-        else:
-            out[name] = np.asarray(ct.grad_cam(model, images, classes, layer=layer, **METHODS[name]))
-    return out
+    "CAM" is the paper's raw map (no ReLU; it needs a GAP + Dense head and exists only at the layer before GAP);
+    every other method gets its ReLU, as ``ct.heatmap`` gives it ("Grad-CAM": mean-gradient weights,
+    "HiResCAM": gradient x activation per cell, ...).
+    """
+    import camtutor as ct
+    from camtutor.methods import REGISTRY
+
+    by_label = {entry.label: name for name, entry in REGISTRY.items()}
+    unknown = [label for label in methods if label not in by_label]
+    if unknown:
+        raise CamTutorError(f"unknown method {unknown[0]!r}; choose from the registry's labels {sorted(by_label)}")
+    return {label: np.asarray(ct.heatmap(model, images, classes, method=by_label[label], layer=layer,
+                                         relu=by_label[label] != "cam"))
+            for label in methods}
 
 
 def baseline_maps(images: np.ndarray, *, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:

@@ -124,3 +124,13 @@ def test_methods_agree_at_the_gap_layer_and_randomisation_decorrelates():
     assert kept["trained"].shape == kept["conv1"].shape == (8, 16, 16)
     assert np.all((curves["constant"] >= 0) & (curves["constant"] <= 1))
     assert curves["ssim"][-1] < 0.5   # every layer random: the maps no longer look like the trained model's
+
+
+def test_method_maps_read_the_registry_and_keep_each_method_s_relu():
+    model = ct.models.load("shapes")
+    data = ct.data.shapes(4, seed=6)
+    maps = trust.method_maps(model, data.images, data.labels, layer="last_conv", methods=("CAM", "Grad-CAM", "LayerCAM"))
+    np.testing.assert_allclose(maps["CAM"], ct.cam(model, data.images, data.labels, layer="last_conv"), atol=1e-6)
+    assert (maps["CAM"] < 0).any()  # the paper's CAM has no ReLU
+    np.testing.assert_allclose(maps["Grad-CAM"], ct.grad_cam(model, data.images, data.labels, layer="last_conv"), atol=1e-6)
+    np.testing.assert_allclose(maps["LayerCAM"], ct.heatmap(model, data.images, data.labels, method="layercam"), atol=1e-6)
