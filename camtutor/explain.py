@@ -358,6 +358,52 @@ class _Explainer:
 
         return self._cached(("guided", score, target), build)
 
+    def guided_gradcam_function(self, layer, score: str, target: Callable | None) -> Callable:
+        """images, [classes] -> (Grad-CAM maps (B, h, w) after ReLU, guided backprop dy/dx (B, H, W, C)):
+        both factors of Guided Grad-CAM from one forward pass, compiled once per (layer, score, target).
+
+        The forward pass runs with guided ReLUs (their forward is the ReLU) and captures ``A``. Guided
+        backpropagation is ``dy/dx`` of that pass. Grad-CAM needs the *plain* ``dy/dA``: when no guided
+        ReLU ran after ``A`` (e.g. a GAP -> Dense head) it is the gradient of the same pass, and one backward
+        pass gives both; otherwise only the part of the network above ``A`` is run again on ``A`` with its
+        ordinary ReLUs (the layers before ``A`` are pruned) and differentiated to ``A``.
+        """
+        rule = maths.WEIGHTINGS["mean"]
+
+        def build() -> Callable:
+            bypass = self.info if self._bypass else None
+
+            def target_score(raw, class_indices):
+                logits, probabilities = read_scores(self.info, raw, pre_activation=self._bypass)
+                scores = self._scores(logits, probabilities, score)
+                return class_score(scores, class_indices) if target is None else surgery.target_scores(target, scores)
+
+            def guided_and_gradcam(images, class_indices=None):
+                with tf.GradientTape(watch_accessed_variables=False) as tape:
+                    tape.watch(images)
+                    with surgery.traced(layer, tape, bypass, guided=self.model) as capture:
+                        raw = self.model(images, training=False)
+                        activations = capture.tensor
+                    y = target_score(raw, class_indices)
+                if capture.guided_after:  # guided ReLUs above A: the head again, with ordinary ReLUs
+                    with tf.GradientTape(watch_accessed_variables=False) as head_tape:
+                        head_tape.watch(activations)
+                        with surgery.traced(layer, None, bypass, replace=lambda: activations) as again:
+                            raw_plain = self.model(images, training=False)
+                            again.tensor  # noqa: B018 - refuses a layer that runs more than once
+                        y_plain = target_score(raw_plain, class_indices)
+                    guided = tape.gradient(y, images)
+                    gradients = head_tape.gradient(y_plain, activations)
+                else:
+                    gradients, guided = tape.gradient(y, [activations, images])
+                activations, gradients = tf.cast(activations, tf.float32), tf.cast(gradients, tf.float32)
+                maps = tf.nn.relu(maths.weighted_channel_sum(activations, rule(activations, gradients)))
+                return maps, tf.cast(guided, tf.float32)
+
+            return _compile(guided_and_gradcam, self._signature(target is None))
+
+        return self._cached(("guided_gradcam", layer, score, target), build)
+
 
 _EXPLAINERS: "weakref.WeakKeyDictionary[keras.Model, _Explainer]" = weakref.WeakKeyDictionary()
 
@@ -554,7 +600,8 @@ def _smoothed(smooth, images: np.ndarray, classes: np.ndarray | None, call: Call
     """SmoothGrad (Smilkov et al. 2017): ``(1/n) sum_i M(x + N(0, sigma^2 (x_max - x_min)^2))``.
 
     One call of the compiled function over the n noisy copies tiled into one batch (no re-tracing: the batch
-    size is dynamic); the noise is drawn with numpy from ``seed``. ``call(images, classes) -> (N, ...)``.
+    size is dynamic); the noise is drawn with numpy from ``seed``. ``call(images, classes) -> (N, ...)``, or a
+    tuple of such arrays (each is averaged on its own).
     """
     if smooth is None:
         return call(images, classes)
@@ -564,6 +611,8 @@ def _smoothed(smooth, images: np.ndarray, classes: np.ndarray | None, call: Call
     noisy = (images[None] + noise * (sigma * spread)[None]).reshape(-1, *images.shape[1:]).astype(np.float32)
     tiled = None if classes is None else np.tile(classes, n)
     out = call(noisy, tiled)
+    if isinstance(out, tuple):
+        return tuple(part.reshape(n, len(images), *part.shape[1:]).mean(axis=0) for part in out)
     return out.reshape(n, len(images), *out.shape[1:]).mean(axis=0)
 
 
@@ -654,11 +703,18 @@ def guided_gradcam(
 ) -> np.ndarray:
     """Guided Grad-CAM (Selvaraju et al. 2017, Sec. 3.1): (B, H, W, C), raw.
 
-    ``guided_backprop(x) * Up(ReLU(sum_k alpha_k^c A^k))``: guided backpropagation times the Grad-CAM map
-    bilinearly upsampled to the input (:func:`camtutor.method_impl.guided_gradcam_maps`).
+    ``guided_backprop(x) * Up(ReLU(sum_k alpha_k^c A^k))``: guided backpropagation (guided ReLUs everywhere)
+    times the Grad-CAM map (ordinary gradients) bilinearly upsampled to the input
+    (:func:`camtutor.method_impl.guided_gradcam_maps`). Both factors come from one compiled function with
+    one forward pass (:meth:`_Explainer.guided_gradcam_function`).
     """
-    guided = guided_backprop(model, images, class_index, score=score, smooth=smooth)
-    maps = grad_cam(model, images, class_index, layer=layer, score=score, smooth=smooth)
+    smooth = _smooth_spec(smooth)
+    ex, images = _prepare(model, images, score)
+    target_fn, classes = _targets(ex, images, class_index)
+    function = ex.guided_gradcam_function(_layer(model, layer), score, target_fn)
+
+    # SmoothGrad averages each factor over the noisy copies, then multiplies them
+    maps, guided = _smoothed(smooth, images, classes, lambda x, c: tuple(t.numpy() for t in _run(function, x, c)))
     return method_impl().guided_gradcam_maps(maps, guided)
 
 
