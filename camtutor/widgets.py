@@ -7,10 +7,13 @@ with a colour bar and its min / max) and the overlay.
 
 Fast by construction:
 
-* the first time a (layer, method) is shown, the maps of *every* image and
-  *every* class are computed in one batched call
-  (:func:`camtutor.explain.grad_cam_all_classes` or
-  :func:`camtutor.explain.cam_all_classes`, raw, without ReLU) and cached;
+* when the explorer is built, one compiled call (:func:`camtutor.explain.layer_pass`: one forward pass,
+  one backward pass per class) gives the feature maps and every class's gradient at *every* layer for
+  *every* image; the first time a (layer, method) is shown, its maps for every image and class are
+  computed from that pass in milliseconds (no tracing, no model call), raw, without ReLU, and cached.
+  While the kernel is idle the other layers are prefetched, so a first visit is a cache hit. Score-CAM
+  and Ablation-CAM (and models too large for one pass) are computed per layer
+  (:func:`camtutor.explain.heatmap_all_classes`);
 * switching class or image, toggling the ReLU or changing the opacity then
   only indexes the cache (ReLU is ``np.maximum(raw, 0)``, exactly what
   ``grad_cam(..., relu=True)`` does after the weighted channel sum);
@@ -49,6 +52,10 @@ from camtutor import explain as _explain  # noqa: E402
 #: Grad-CAM is at input resolution and one class at a time: call ``camtutor.explain.guided_gradcam``).
 METHOD_LABELS = {name: entry.label for name, entry in REGISTRY.items() if entry.kind != "input"}
 MAX_PANEL_SIZE = 2048  #: largest ``panel_size`` (pixels per side) the explorer draws
+#: Idle time (s) after the last update before the explorer prefetches, and between prefetch steps (each
+#: step is one (layer, method) map from the one compiled pass: milliseconds, so messages wait at most that).
+PREFETCH_IDLE_SECONDS = 0.3
+PREFETCH_NEXT_SECONDS = 0.02
 _COLORBAR = to_uint8_rgb(colorize(np.linspace(1.0, 0.0, 256, dtype=np.float32)[:, None]))
 
 
@@ -117,9 +124,10 @@ class Explorer:
         upload: add a file-upload button that appends the reader's images: decoded as displayed (EXIF
             orientation applied, :func:`camtutor.images.decode_image`) and made model-ready by
             :func:`camtutor.images.prepare_images` (resized, grey for a 1-channel model).
-        prefetch: while the kernel is idle, compute the other layers of the method on screen, one per
-            idle moment, nearest first, so that moving the layer slider later is instant. Runs on the
-            kernel's own event loop (never in a thread); off outside a running kernel.
+        prefetch: while the kernel is idle, compute the other layers of the method on screen, nearest
+            first, then the other one-pass methods at the layer on screen, so that moving the layer slider
+            later is instant: one short step at a time on the kernel's own event loop (never in a thread),
+            so a message that arrives meanwhile waits for one step at most; off outside a running kernel.
 
     Display it as the last expression of a cell (or ``display(explorer)``);
     ``explorer.widget`` is the ipywidgets box. Controls are public attributes
@@ -179,6 +187,7 @@ class Explorer:
         self.panel_size = int(panel_size)
         self.compute_calls = 0
         self._cache: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+        self._pass = None  # explain.LayerPass for these images, False when too large, None before it is computed
         self._shown: Shown | None = None
         self._quiet = False
         self.prefetch = prefetch
@@ -286,7 +295,10 @@ class Explorer:
                 if entry.extra_passes:  # seconds, not milliseconds: say so while it runs
                     self.note.value = (f"<i>computing {html.escape(entry.label)} at layer {html.escape(layer)} for "
                                        f"every image and class ({len(self.images)} images x its channels)...</i>")
-                if method == "cam":
+                layer_pass = self._layer_pass() if entry.kind in ("weighting", "forward") else None
+                if layer_pass is not None:  # every layer of every one-pass method, from one compiled call
+                    maps, probabilities = layer_pass.maps(layer, method)
+                elif method == "cam":
                     maps, probabilities = _explain.cam_all_classes(self.model, self.images, layer=layer, relu=False)
                 elif entry.kind == "weighting":
                     maps, probabilities = _explain.grad_cam_all_classes(
@@ -298,6 +310,20 @@ class Explorer:
                     )
             self._cache[key] = (np.asarray(maps, dtype=np.float32), np.asarray(probabilities, dtype=np.float32))
         return self._cache[key]
+
+    def _layer_pass(self):
+        """The explorer's one compiled computation (:func:`camtutor.explain.layer_pass`): feature maps and
+        every class's gradient at every layer, for all images, computed once per image set. None when it
+        does not fit in :data:`camtutor.explain.LAYER_PASS_VALUES` (then each layer is computed on its own)."""
+        if self._pass is None:
+            layers = list(self.layers)
+            if self.cam_layer is not None and self.cam_layer not in layers:
+                layers.append(self.cam_layer)
+            try:
+                self._pass = _explain.layer_pass(self.model, self.images, layers, score=self.score)
+            except CamTutorError:
+                self._pass = False
+        return self._pass or None
 
     def prefetch_step(self) -> bool:
         """Compute one missing cache entry while the kernel is idle: first the layer nearest to the one on
@@ -330,17 +356,20 @@ class Explorer:
         except RuntimeError:  # not inside a running kernel (plain Python, tests): nothing to do
             return
         self._prefetch_pending = True
-        loop.call_later(0.3, self._prefetch_when_idle)
+        loop.call_later(PREFETCH_IDLE_SECONDS, self._prefetch_when_idle)
 
     def _prefetch_when_idle(self) -> None:
-        self._prefetch_pending = False
         try:
             more = self.prefetch_step()
         except Exception:  # noqa: BLE001 - a background nicety must never break the kernel
+            self._prefetch_pending = False
             self.prefetch = False
             return
-        if more:
-            self._schedule_prefetch()
+        if more:  # the next step soon, but after any message that arrived meanwhile (a class switch first)
+            delay = PREFETCH_NEXT_SECONDS if self._pass else PREFETCH_IDLE_SECONDS  # traced per layer: seconds
+            asyncio.get_running_loop().call_later(delay, self._prefetch_when_idle)
+        else:
+            self._prefetch_pending = False
 
     def state(self) -> Shown | None:
         """The map and parameters on screen now (None if the last update failed and the panels are blank)."""
@@ -376,6 +405,7 @@ class Explorer:
         new = self._check_images(images)
         self.images = np.concatenate([self.images, new])
         self._cache.clear()
+        self._pass = None
         self._unavailable.clear()
         self._quiet = True
         try:
