@@ -27,6 +27,7 @@ Works wherever ipywidgets does (JupyterLab, classic Notebook, VS Code, Colab).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import warnings
 from dataclasses import dataclass, replace
@@ -188,6 +189,8 @@ class Explorer:
         self.compute_calls = 0
         self._cache: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
         self._pass = None  # explain.LayerPass for these images, False when too large, None before it is computed
+        self._computing: dict[tuple[str, str], object] = {}  # (layer, method) -> future of a background computation
+        self._generation = 0  # counts image changes: a background result for older images is dropped
         self._shown: Shown | None = None
         self._quiet = False
         self.prefetch = prefetch
@@ -289,27 +292,70 @@ class Explorer:
         key = (layer, method)
         if key not in self._cache:
             self.compute_calls += 1
-            with warnings.catch_warnings():  # the range warning was given once, when the images came in
-                warnings.filterwarnings("ignore", message=_inputs.RANGE_WARNING_START, category=UserWarning)
-                entry = REGISTRY[method]
-                if entry.extra_passes:  # seconds, not milliseconds: say so while it runs
-                    self.note.value = (f"<i>computing {html.escape(entry.label)} at layer {html.escape(layer)} for "
-                                       f"every image and class ({len(self.images)} images x its channels)...</i>")
-                layer_pass = self._layer_pass() if entry.kind in ("weighting", "forward") else None
-                if layer_pass is not None:  # every layer of every one-pass method, from one compiled call
-                    maps, probabilities = layer_pass.maps(layer, method)
-                elif method == "cam":
-                    maps, probabilities = _explain.cam_all_classes(self.model, self.images, layer=layer, relu=False)
-                elif entry.kind == "weighting":
-                    maps, probabilities = _explain.grad_cam_all_classes(
-                        self.model, self.images, layer=layer, weighting=entry.weighting, relu=False, score=self.score
-                    )
-                else:
-                    maps, probabilities = _explain.heatmap_all_classes(
-                        self.model, self.images, method=method, layer=layer, relu=False, score=self.score
-                    )
-            self._cache[key] = (np.asarray(maps, dtype=np.float32), np.asarray(probabilities, dtype=np.float32))
+            if REGISTRY[method].extra_passes:  # seconds, not milliseconds: say so while it runs
+                self.note.value = self._computing_note(layer, method)
+            self._cache[key] = self._compute(layer, method)
         return self._cache[key]
+
+    def _computing_note(self, layer: str, method: str) -> str:
+        return (f"<i>computing {html.escape(REGISTRY[method].label)} at layer {html.escape(layer)} for every image "
+                f"and class ({len(self.images)} images x its channels)...</i>")
+
+    def _compute(self, layer: str, method: str, quiet: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """The maps of one (layer, method), uncached; touches no widget (it may run in a worker thread, then
+        with ``quiet=False``: ``warnings.catch_warnings`` is not thread-safe, so a 0..255 warning may repeat)."""
+        with warnings.catch_warnings() if quiet else contextlib.nullcontext():
+            if quiet:  # the range warning was given once, when the images came in
+                warnings.filterwarnings("ignore", message=_inputs.RANGE_WARNING_START, category=UserWarning)
+            entry = REGISTRY[method]
+            layer_pass = self._layer_pass() if entry.kind in ("weighting", "forward") else None
+            if layer_pass is not None:  # every layer of every one-pass method, from one compiled call
+                maps, probabilities = layer_pass.maps(layer, method)
+            elif method == "cam":
+                maps, probabilities = _explain.cam_all_classes(self.model, self.images, layer=layer, relu=False)
+            elif entry.kind == "weighting":
+                maps, probabilities = _explain.grad_cam_all_classes(
+                    self.model, self.images, layer=layer, weighting=entry.weighting, relu=False, score=self.score
+                )
+            else:
+                maps, probabilities = _explain.heatmap_all_classes(
+                    self.model, self.images, method=method, layer=layer, relu=False, score=self.score
+                )
+        return np.asarray(maps, dtype=np.float32), np.asarray(probabilities, dtype=np.float32)
+
+    def _in_background(self, layer: str, method: str) -> bool:
+        """Inside a running kernel, compute a slow method's (layer, method) in a worker thread and return True:
+        the kernel stays free (class and image switches are served meanwhile) and the panels say it is
+        computing; when it is done the explorer redraws if it is still on screen. False outside a loop."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # plain Python, tests: compute now, in this thread
+            return False
+        key = (layer, method)
+        if key not in self._computing:
+            generation = self._generation
+            future = loop.run_in_executor(None, self._compute, layer, method, False)
+            self._computing[key] = future
+            future.add_done_callback(lambda done: self._computed(key, generation, done))
+        return True
+
+    def _computed(self, key: tuple[str, str], generation: int, future) -> None:
+        """Back on the kernel's loop: cache a background result and redraw if (layer, method) is on screen."""
+        self._computing.pop(key, None)
+        if generation != self._generation:  # the images changed meanwhile: this result is for the old ones
+            return
+        on_screen = (self.layer_slider.value, self.method_buttons.value) == key
+        try:
+            result = future.result()
+        except Exception as error:  # noqa: BLE001 - shown like any failed computation
+            if on_screen:
+                self._blank(f"cannot compute {METHOD_LABELS[key[1]]} at layer {key[0]!r}: "
+                            f"{type(error).__name__}: {error}")
+            return
+        self.compute_calls += 1
+        self._cache[key] = result
+        if on_screen:
+            self._render()
 
     def _layer_pass(self):
         """The explorer's one compiled computation (:func:`camtutor.explain.layer_pass`): feature maps and
@@ -406,6 +452,8 @@ class Explorer:
         self.images = np.concatenate([self.images, new])
         self._cache.clear()
         self._pass = None
+        self._computing.clear()
+        self._generation += 1
         self._unavailable.clear()
         self._quiet = True
         try:
@@ -442,6 +490,11 @@ class Explorer:
     def _render(self) -> None:
         self._sync_method_and_layer()
         index, layer, method = self.image_slider.value, self.layer_slider.value, self.method_buttons.value
+        if (layer, method) not in self._cache and REGISTRY[method].extra_passes and self._in_background(layer, method):
+            self._blank("", note=self._computing_note(layer, method))
+            self.title.value = f"<b>computing {html.escape(METHOD_LABELS[method])}…</b>"
+            self.image_panel.value = png_bytes(_enlarge(to_uint8_rgb(self.images[index]), (self.panel_size,) * 2))
+            return
         try:
             maps, probabilities = self.maps(layer, method)
         except Exception as error:  # noqa: BLE001 - whatever failed, the old map must not stay on screen
@@ -476,14 +529,14 @@ class Explorer:
         if shown.alpha != alpha:
             self._shown = replace(shown, alpha=alpha)
 
-    def _blank(self, message: str) -> None:
-        """Never leave a stale map on screen: clear the map panels and say why."""
+    def _blank(self, message: str, note: str | None = None) -> None:
+        """Never leave a stale map on screen: clear the map panels and say why (``note``: HTML instead)."""
         self._shown = None
         self.map_panel.value = b""
         self.overlay_panel.value = b""
         self.max_label.value = self.min_label.value = ""
         self.title.value = "<b>no map</b>"
-        self.note.value = f"<span style='color:#b00'>{html.escape(message)}</span>"
+        self.note.value = note if note is not None else f"<span style='color:#b00'>{html.escape(message)}</span>"
 
     # ---------------------------------------------------------------- static figure
     def figure(self, image_index: int | None = None, *, method: str | None = None, relu: bool | None = None,

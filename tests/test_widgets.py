@@ -223,6 +223,42 @@ def test_a_model_too_large_for_one_pass_is_explored_one_layer_at_a_time(gap_mode
     np.testing.assert_allclose(explorer.state().raw_map, reference(gap_model, images, explorer.state()), atol=1e-5)
 
 
+def test_in_a_kernel_a_slow_method_computes_in_the_background_and_never_blocks_a_class_switch(
+        gap_model, images, monkeypatch):
+    import threading
+
+    release = threading.Event()
+    original = explain_module.heatmap_all_classes
+
+    def held(*args, **kwargs):  # a slow computation that lasts until the test lets it finish
+        assert threading.current_thread() is not threading.main_thread()
+        assert release.wait(30)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(explain_module, "heatmap_all_classes", held)
+
+    async def scenario():
+        explorer = widgets.Explorer(gap_model, images, NAMES, prefetch=False)
+        explorer.method_buttons.value = "scorecam"  # returns at once: the kernel is free
+        assert explorer.state() is None and "computing Score-CAM" in explorer.note.value
+        assert explorer.map_panel.value == b"" and explorer.image_panel.value != b""
+        explorer.class_dropdown.value = 2  # served while Score-CAM computes: no computation, no wait
+        explorer.image_slider.value = 1
+        assert explorer.state() is None and len(explorer._computing) == 1
+        release.set()
+        for _ in range(600):
+            await asyncio.sleep(0.05)
+            if explorer.state() is not None:
+                break
+        return explorer
+
+    explorer = asyncio.run(scenario())
+    state = explorer.state()
+    assert (state.method, state.class_index, state.image_index) == ("scorecam", 2, 1)
+    np.testing.assert_allclose(state.raw_map, reference(gap_model, images, state), atol=1e-5)
+    assert "computing" not in explorer.note.value and not explorer._computing
+
+
 def test_cam_pins_the_layer_to_the_gap_input(explorer):
     explorer.layer_slider.value = explorer.layers[0]
     explorer.method_buttons.value = "cam"
