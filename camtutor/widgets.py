@@ -308,7 +308,9 @@ class Explorer:
             if quiet:  # the range warning was given once, when the images came in
                 warnings.filterwarnings("ignore", message=_inputs.RANGE_WARNING_START, category=UserWarning)
             entry = REGISTRY[method]
-            layer_pass = self._layer_pass() if entry.kind in ("weighting", "forward") else None
+            # CAM needs one forward pass at one layer: it uses the pass only when another method computed it
+            wanted = entry.kind in ("weighting", "forward") and (not entry.gap_layer or self._pass)
+            layer_pass = self._layer_pass() if wanted else None
             if layer_pass is not None:  # every layer of every one-pass method, from one compiled call
                 maps, probabilities = layer_pass.maps(layer, method)
             elif method == "cam":
