@@ -119,7 +119,9 @@ class Explorer:
         method: a key of :data:`METHOD_LABELS` (the registry's methods at layer resolution): "gradcam"
             (default), "hirescam", "cam", "gradcam++", "xgradcam", "layercam", "scorecam", "ablationcam",
             "eigencam". Score-CAM and Ablation-CAM run K x N extra passes: the note says they are computing,
-            and they are computed once per layer (never prefetched), so switching class stays instant.
+            and they are computed once per layer for every class (never prefetched); inside a kernel they
+            run in a worker thread, so class and image switches are answered meanwhile, and the map is drawn
+            when it is ready. Switching class is always instant: it only indexes the cache.
         alpha: the heatmap's opacity in [0, 1].
         panel_size: side in pixels of each picture on screen, 1 to :data:`MAX_PANEL_SIZE`.
         upload: add a file-upload button that appends the reader's images: decoded as displayed (EXIF
