@@ -14,7 +14,9 @@ pipeline:
 
 For the one-pass methods steps 1-4 run inside one ``tf.function`` that is traced once per
 (model, layer, method options) and cached; the class indices are a tensor
-argument, so changing class or batch never re-traces. Maps come back raw, at
+argument, so changing class or batch never re-traces. Guided Grad-CAM computes its two factors in one
+such function (one forward pass); :func:`layer_pass` captures many layers at once and differentiates
+every class at all of them (the explorer's one compiled call for every layer and one-pass method). Maps come back raw, at
 the layer's resolution: use :func:`camtutor.upsample` and
 :func:`camtutor.normalize` to draw them.
 
