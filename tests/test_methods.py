@@ -331,6 +331,30 @@ def test_guided_gradcam_at_a_relu_layer_keeps_it_guided(models, images):
     assert "call" not in vars(model.get_layer("relu6"))
 
 
+def test_guided_gradcam_leaves_the_model_as_it_was_after_an_error(images):
+    """Guided ReLUs, the capture, the softmax bypass and the head's second pass are all undone, also on errors."""
+    keras.utils.set_random_seed(6)
+    inputs = keras.Input((SIZE, SIZE, 3))
+    shared = keras.layers.Conv2D(3, 3, padding="same", activation="relu", name="shared")
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="last")(shared(shared(inputs)))
+    x = keras.layers.Dense(5, activation="relu", name="hidden")(keras.layers.GlobalAveragePooling2D()(x))
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax", name="out")(x))
+    before = {layer.name: (dict(vars(layer)).get("call"), getattr(layer, "activation", None)) for layer in model.layers}
+    expected = model(images).numpy()
+    with pytest.raises(ct.LayerError, match="ran 2 times"):
+        guided_gradcam(model, images, 0, layer="shared")
+    with pytest.raises(ct.TargetError, match="target function"):
+        guided_gradcam(model, images, lambda s: s[:, 7], layer="last")
+    after = {layer.name: (dict(vars(layer)).get("call"), getattr(layer, "activation", None)) for layer in model.layers}
+    assert after == before
+    np.testing.assert_array_equal(model(images).numpy(), expected)
+    got = guided_gradcam(model, images, 1, layer="last")  # still usable, and still the two-pass answer
+    two_pass = guided_backprop(model, images, 1) * ct.upsample(ct.grad_cam(model, images, 1, layer="last"),
+                                                               (SIZE, SIZE))[..., None]
+    assert np.abs(two_pass).max() > 0
+    np.testing.assert_allclose(got, two_pass, rtol=1e-5, atol=1e-7 * np.abs(two_pass).max())
+
+
 def test_guided_backprop_follows_relu6_and_nested_models(models, images):
     model, _ = models["nested"]
     got = guided_backprop(model, images, 1)
