@@ -9,14 +9,17 @@ What is measured:
 
 * the bundled ``shapes`` model (64x64, layer ``last_conv`` 16x16x32), 64 images: every one-pass method
   (one forward pass, plus one backward pass for the gradient methods) against the compiled forward floor
-  and the forward + backward floor of :func:`benchmarks.run.floors`;
+  and the forward + backward floor of :func:`benchmarks.run.floors`; Guided Grad-CAM (a gradient with
+  respect to the input: a backward pass through the whole network) also against the plain model's input
+  gradient (one compiled forward pass and ``tape.gradient`` of the class score to the images, no camtutor);
 * 16 images: Score-CAM against tf-keras-vis 0.8.7 ``Scorecam``; 64 images: Grad-CAM++ and LayerCAM
   against ``GradcamPlusPlus`` and ``Layercam``. Agreement is the max |normalize(a) - normalize(b)| at the
   layer's resolution against a reference written from the paper (for Score-CAM a per-image loop of
   ``model.predict`` calls: tf-keras-vis omits the baseline and the softmax over channels, so its maps are
   compared with the same reference and reported, not required to agree);
 * peak resident memory of Score-CAM on MobileNetV2 (``weights=None``) at 224x224 with 16 images, in a
-  fresh subprocess (its RSS before the call is reported too).
+  fresh subprocess (its RSS before the call is reported too);
+* the explorer's first visit of each layer, 2 s after it is shown (:mod:`benchmarks.bench_explorer`).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from pathlib import Path
 from benchmarks.run import RESULTS, ROOT, configure_threads, floors, shapes_case
 
 ONE_PASS = ("cam", "gradcam", "hirescam", "gradcam++", "xgradcam", "layercam", "eigencam", "guided_gradcam")
+INPUT_FLOOR = "floor: plain model, forward + tape.gradient to the input"
 
 
 def _time_round_robin(contenders: dict, repeats: int) -> dict[str, list[float]]:
@@ -87,6 +91,7 @@ def _references(model, images, classes, layer):
 def measure_shapes(repeats: int, log) -> dict:
     import keras
     import numpy as np
+    import tensorflow as tf
     from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
     from tf_keras_vis.layercam import Layercam
     from tf_keras_vis.scorecam import Scorecam
@@ -118,8 +123,18 @@ def measure_shapes(repeats: int, log) -> dict:
     def ours(method, x, c):
         return ct.heatmap(model, x, c, method=method, layer=None if method == "cam" else layer)
 
+    spec = [tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32), tf.TensorSpec((None,), tf.int32)]
+
+    @tf.function(input_signature=spec)
+    def plain_input_gradient(x, c):  # the plain model, no camtutor: one forward pass, dy/dx of the class score
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(x)
+            y = tf.gather(model(x, training=False), c, batch_dims=1)
+        return tape.gradient(y, x)
+
     log("one-pass methods, 64 images")
     contenders = {
+        INPUT_FLOOR: lambda: plain_input_gradient(images, classes).numpy(),
         "floor: forward": lambda: floor["floor: forward"].run(images, classes),
         "floor: forward + backward to A": lambda: floor["floor: forward + backward to A"].run(images, classes),
         "floor: forward + backward to input": lambda: floor["floor: forward + backward to input"].run(images, classes),
@@ -179,34 +194,22 @@ def measure_memory(log) -> dict:
 
 
 def measure_explorer(log, images: int = 16) -> dict:
-    """First visit of the explorer's layer per method (bundled shapes model, ``images`` images), in ms:
-    "cold" = the first explorer on the model (TensorFlow traces the method's functions, then runs them);
-    "traced" = a second explorer (functions exist: only the all-class computation runs)."""
-    import camtutor as ct
-    from camtutor import widgets
+    """The issue's explorer scenario per method (:func:`benchmarks.bench_explorer.first_visits`): a fresh
+    model, the explorer shown, 2 s later each layer visited once; ms per layer."""
+    from benchmarks.bench_explorer import first_visits
 
-    model = ct.models.load("shapes")
-    data = ct.data.shapes(images, seed=1)
-    result = {}
-    for method in widgets.METHOD_LABELS:
-        log(f"explorer first visit: {method}")
-        timings = []
-        for _ in range(2):
-            explorer = widgets.Explorer(model, data.images, data.class_names, prefetch=False)
-            layer = explorer.cam_layer if method == "cam" else explorer.layer_slider.value
-            explorer._cache.clear()  # construction showed the default method
-            start = time.perf_counter()
-            explorer.maps(layer, method)
-            timings.append(1e3 * (time.perf_counter() - start))
-        result[method] = {"cold_ms": timings[0], "traced_ms": timings[1]}
-    return result
+    return first_visits(images, 2.0, log=log)
+
+
+def explorer_markdown(visits: dict) -> str:
+    from benchmarks.bench_explorer import markdown as table
+
+    return table(visits, None, "Explorer, 16 images, shown for 2 s, then each layer visited once:").strip()
 
 
 def markdown(result: dict, only_explorer: bool = False) -> str:
     if only_explorer:
-        lines = ["| method | cold (traces) | traced |", "|---|---|---|"]
-        return "\n".join(lines + [f"| {k} | {v['cold_ms']:.0f} | {v['traced_ms']:.0f} |"
-                                  for k, v in result["explorer"].items()]) + "\n"
+        return explorer_markdown(result["explorer"]) + "\n"
     m, agree = result["shapes"]["medians_s"], result["shapes"]["agreement"]
     forward, backward = m["floor: forward"], m["floor: forward + backward to A"]
     to_input = m["floor: forward + backward to input"]
@@ -228,11 +231,16 @@ def markdown(result: dict, only_explorer: bool = False) -> str:
         lines.append(f"| {name} | 16 | {1e3 * m[name]:.1f} | | | {speed} | {agreement} |")
     lines += ["", "| floor | median ms |", "|---|---|"]
     lines += [f"| {k} | {1e3 * v:.1f} |" for k, v in m.items() if k.startswith("floor")]
+    if INPUT_FLOOR in m:
+        guided, floor_ratio = m["guided_gradcam"], m[INPUT_FLOOR] / forward
+        verdict = ("so no method with an input gradient can reach 1.5x the forward floor here" if floor_ratio > 1.5
+                   else "within the 1.5x budget")
+        lines += ["", f"Guided Grad-CAM (one compiled function, one forward pass): {guided / forward:.2f}x the forward "
+                      f"floor, {guided / m[INPUT_FLOOR]:.2f}x the plain model's input-gradient floor, which is itself "
+                      f"{floor_ratio:.2f}x the forward floor ({verdict})."]
     visits = result.get("explorer")
     if visits:
-        lines += ["", "Explorer, first visit of its layer (16 images, every class), ms:", "",
-                  "| method | cold (traces) | traced |", "|---|---|---|"]
-        lines += [f"| {k} | {v['cold_ms']:.0f} | {v['traced_ms']:.0f} |" for k, v in visits.items()]
+        lines += ["", explorer_markdown(visits)]
     mem = result.get("memory")
     if mem:
         lines += ["", f"Score-CAM on MobileNetV2 (weights=None), 224 px, 16 images, layer out_relu: {mem}"]

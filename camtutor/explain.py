@@ -14,7 +14,9 @@ pipeline:
 
 For the one-pass methods steps 1-4 run inside one ``tf.function`` that is traced once per
 (model, layer, method options) and cached; the class indices are a tensor
-argument, so changing class or batch never re-traces. Maps come back raw, at
+argument, so changing class or batch never re-traces. Guided Grad-CAM computes its two factors in one
+such function (one forward pass); :func:`layer_pass` captures many layers at once and differentiates
+every class at all of them (the explorer's one compiled call for every layer and one-pass method). Maps come back raw, at
 the layer's resolution: use :func:`camtutor.upsample` and
 :func:`camtutor.normalize` to draw them.
 
@@ -28,6 +30,7 @@ Mixed-precision models are explained in float32 (activations and gradients are c
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import warnings
 import weakref
@@ -90,6 +93,12 @@ def read_scores(info: OutputInfo, raw, pre_activation: bool) -> tuple[tf.Tensor 
 def _graph_key(model: keras.Model) -> tuple:
     """What determines the traced graph: the input/output tensors and the layer objects (compared by identity)."""
     return (*model.inputs, *model.outputs, *model.layers)
+
+
+def _all_class_maps(rule: Callable, activations, jacobian):
+    """``sum_k rule(A, dy^c/dA)_k A_k`` for every class: A (B, h, w, K), Jacobian (B, C, h, w, K) -> (B, C, h, w)."""
+    stacked = activations[:, None]  # (B, 1, h, w, K)
+    return maths.weighted_channel_sum(stacked, rule(stacked, jacobian))
 
 
 # --------------------------------------------------------------------------- compiled per model
@@ -261,13 +270,44 @@ class _Explainer:
                     activations, logits, probabilities = self._forward(images, layer, tape)
                     scores = self._scores(logits, probabilities, score)
                 jacobian = tf.cast(tape.batch_jacobian(scores, activations), tf.float32)  # (B, C, h, w, K)
-                stacked = tf.cast(activations, tf.float32)[:, None]  # (B, 1, h, w, K)
-                maps = maths.weighted_channel_sum(stacked, rule(stacked, jacobian))
+                maps = _all_class_maps(rule, tf.cast(activations, tf.float32), jacobian)
                 return (tf.nn.relu(maps) if relu else maps), probabilities
 
             return _compile(all_class_maps, self._signature(False))
 
         return self._cached(("grad_cam_all", layer, score, weighting, relu), build)
+
+    def layers_function(self, layers: tuple, score: str) -> Callable:
+        """images -> (A per layer (B, h, w, K), Jacobian per layer (B, C, h, w, K), probabilities (B, C)), float32.
+
+        One forward pass captures every layer of ``layers``; one backward pass per class (a persistent tape)
+        gives ``dy^c/dA`` at all of them at once. Traced once per (layers, score): the explorer's one compiled
+        function for every layer and every one-pass method.
+        """
+
+        def build() -> Callable:
+            classes = self.info.num_classes
+
+            def every_layer(images):
+                with tf.GradientTape(watch_accessed_variables=False, persistent=True) as tape:
+                    with contextlib.ExitStack() as stack:
+                        bypass = self.info if self._bypass else None
+                        captures = [stack.enter_context(surgery.traced(layer, tape, bypass if i == 0 else None))
+                                    for i, layer in enumerate(layers)]
+                        raw = self.model(images, training=False)
+                        activations = [capture.tensor for capture in captures]
+                    logits, probabilities = read_scores(self.info, raw, pre_activation=self._bypass)
+                    scores = self._scores(logits, probabilities, score)
+                    per_class = [tf.reduce_sum(scores[:, c]) for c in range(classes)]  # images are independent
+                gradients = [tape.gradient(y, activations, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+                             for y in per_class]
+                jacobians = tuple(tf.cast(tf.stack([g[i] for g in gradients], axis=1), tf.float32)
+                                  for i in range(len(layers)))
+                return tuple(tf.cast(a, tf.float32) for a in activations), jacobians, probabilities
+
+            return _compile(every_layer, self._signature(False))
+
+        return self._cached(("layers", layers, score), build)
 
     def forward_function(self, layer) -> Callable:
         """images -> (A (B, h, w, K) float32, probabilities (B, C)): one forward pass, no gradient tape."""
@@ -357,6 +397,52 @@ class _Explainer:
             return _compile(guided_gradients, self._signature(target is None))
 
         return self._cached(("guided", score, target), build)
+
+    def guided_gradcam_function(self, layer, score: str, target: Callable | None) -> Callable:
+        """images, [classes] -> (Grad-CAM maps (B, h, w) after ReLU, guided backprop dy/dx (B, H, W, C)):
+        both factors of Guided Grad-CAM from one forward pass, compiled once per (layer, score, target).
+
+        The forward pass runs with guided ReLUs (their forward is the ReLU) and captures ``A``. Guided
+        backpropagation is ``dy/dx`` of that pass. Grad-CAM needs the *plain* ``dy/dA``: when no guided
+        ReLU ran after ``A`` (e.g. a GAP -> Dense head) it is the gradient of the same pass, and one backward
+        pass gives both; otherwise only the part of the network above ``A`` is run again on ``A`` with its
+        ordinary ReLUs (the layers before ``A`` are pruned) and differentiated to ``A``.
+        """
+        rule = maths.WEIGHTINGS["mean"]
+
+        def build() -> Callable:
+            bypass = self.info if self._bypass else None
+
+            def target_score(raw, class_indices):
+                logits, probabilities = read_scores(self.info, raw, pre_activation=self._bypass)
+                scores = self._scores(logits, probabilities, score)
+                return class_score(scores, class_indices) if target is None else surgery.target_scores(target, scores)
+
+            def guided_and_gradcam(images, class_indices=None):
+                with tf.GradientTape(watch_accessed_variables=False) as tape:
+                    tape.watch(images)
+                    with surgery.traced(layer, tape, bypass, guided=self.model) as capture:
+                        raw = self.model(images, training=False)
+                        activations = capture.tensor
+                    y = target_score(raw, class_indices)
+                if capture.guided_after:  # guided ReLUs above A: the head again, with ordinary ReLUs
+                    with tf.GradientTape(watch_accessed_variables=False) as head_tape:
+                        head_tape.watch(activations)
+                        with surgery.traced(layer, None, bypass, replace=lambda: activations) as again:
+                            raw_plain = self.model(images, training=False)
+                            again.tensor  # noqa: B018 - refuses a layer that runs more than once
+                        y_plain = target_score(raw_plain, class_indices)
+                    guided = tape.gradient(y, images)
+                    gradients = head_tape.gradient(y_plain, activations)
+                else:
+                    gradients, guided = tape.gradient(y, [activations, images])
+                activations, gradients = tf.cast(activations, tf.float32), tf.cast(gradients, tf.float32)
+                maps = tf.nn.relu(maths.weighted_channel_sum(activations, rule(activations, gradients)))
+                return maps, tf.cast(guided, tf.float32)
+
+            return _compile(guided_and_gradcam, self._signature(target is None))
+
+        return self._cached(("guided_gradcam", layer, score, target), build)
 
 
 _EXPLAINERS: "weakref.WeakKeyDictionary[keras.Model, _Explainer]" = weakref.WeakKeyDictionary()
@@ -554,7 +640,8 @@ def _smoothed(smooth, images: np.ndarray, classes: np.ndarray | None, call: Call
     """SmoothGrad (Smilkov et al. 2017): ``(1/n) sum_i M(x + N(0, sigma^2 (x_max - x_min)^2))``.
 
     One call of the compiled function over the n noisy copies tiled into one batch (no re-tracing: the batch
-    size is dynamic); the noise is drawn with numpy from ``seed``. ``call(images, classes) -> (N, ...)``.
+    size is dynamic); the noise is drawn with numpy from ``seed``. ``call(images, classes) -> (N, ...)``, or a
+    tuple of such arrays (each is averaged on its own).
     """
     if smooth is None:
         return call(images, classes)
@@ -564,6 +651,8 @@ def _smoothed(smooth, images: np.ndarray, classes: np.ndarray | None, call: Call
     noisy = (images[None] + noise * (sigma * spread)[None]).reshape(-1, *images.shape[1:]).astype(np.float32)
     tiled = None if classes is None else np.tile(classes, n)
     out = call(noisy, tiled)
+    if isinstance(out, tuple):
+        return tuple(part.reshape(n, len(images), *part.shape[1:]).mean(axis=0) for part in out)
     return out.reshape(n, len(images), *out.shape[1:]).mean(axis=0)
 
 
@@ -654,12 +743,28 @@ def guided_gradcam(
 ) -> np.ndarray:
     """Guided Grad-CAM (Selvaraju et al. 2017, Sec. 3.1): (B, H, W, C), raw.
 
-    ``guided_backprop(x) * Up(ReLU(sum_k alpha_k^c A^k))``: guided backpropagation times the Grad-CAM map
-    bilinearly upsampled to the input (:func:`camtutor.method_impl.guided_gradcam_maps`).
+    ``guided_backprop(x) * Up(ReLU(sum_k alpha_k^c A^k))``: guided backpropagation (guided ReLUs everywhere)
+    times the Grad-CAM map (ordinary gradients) bilinearly upsampled to the input
+    (:func:`camtutor.method_impl.guided_gradcam_maps`). Both factors come from one compiled function with
+    one forward pass (:meth:`_Explainer.guided_gradcam_function`).
     """
-    guided = guided_backprop(model, images, class_index, score=score, smooth=smooth)
-    maps = grad_cam(model, images, class_index, layer=layer, score=score, smooth=smooth)
+    smooth = _smooth_spec(smooth)
+    ex, images = _prepare(model, images, score)
+    target_fn, classes = _targets(ex, images, class_index)
+    function = ex.guided_gradcam_function(_layer(model, layer), score, target_fn)
+
+    # SmoothGrad averages each factor over the noisy copies, then multiplies them
+    maps, guided = _smoothed(smooth, images, classes, lambda x, c: tuple(t.numpy() for t in _run(function, x, c)))
     return method_impl().guided_gradcam_maps(maps, guided)
+
+
+def _channel_magnitude(x: np.ndarray) -> np.ndarray:
+    """``max_c |x|``: (B, H, W, C) -> (B, H, W), as ``np.abs(x).max(-1)`` but one channel at a time (ten times
+    faster than numpy's reduction over a last axis of 3)."""
+    magnitude = np.abs(x[..., 0])
+    for c in range(1, x.shape[-1]):
+        np.maximum(magnitude, np.abs(x[..., c]), out=magnitude)
+    return magnitude
 
 
 def heatmap(
@@ -694,7 +799,7 @@ def heatmap(
         return grad_cam(model, images, class_index, layer=layer, weighting=entry.weighting, relu=relu, score=score,
                         smooth=smooth)
     if entry.kind == "input":
-        return np.abs(guided_gradcam(model, images, class_index, layer=layer, score=score, smooth=smooth)).max(-1)
+        return _channel_magnitude(guided_gradcam(model, images, class_index, layer=layer, score=score, smooth=smooth))
     maps, _ = _class_maps(entry, model, images, class_index, layer, score, all_classes=False)
     maps = maps[:, 0]
     return np.maximum(maps, 0.0) if relu else maps
@@ -725,3 +830,75 @@ def heatmap_all_classes(
         return cam_all_classes(model, images, layer=layer, relu=relu)
     maps, probabilities = _class_maps(entry, model, images, None, layer, score, all_classes=True)
     return (np.maximum(maps, 0.0) if relu else maps), probabilities
+
+
+#: The largest all-layer Jacobian :func:`layer_pass` computes, in float32 values (images x classes x the sum
+#: over layers of h*w*K): 2**25 values are 128 MB; 16 images of the bundled shapes model need 6.7 million.
+LAYER_PASS_VALUES = 2**25
+
+
+class LayerPass:
+    """One forward pass and one backward pass per class at every layer of ``layers`` (:func:`layer_pass`).
+
+    ``activations[name]`` (B, h, w, K) and ``jacobians[name]`` (B, C, h, w, K) are numpy float32,
+    ``probabilities`` (B, C). :meth:`maps` turns them into any one-pass method's maps at any of the layers
+    without running the model again.
+    """
+
+    def __init__(self, ex: _Explainer, activations: dict, jacobians: dict, probabilities: np.ndarray) -> None:
+        self._explainer = ex
+        self.activations, self.jacobians, self.probabilities = activations, jacobians, probabilities
+
+    def maps(self, layer: str, method: str) -> tuple[np.ndarray, np.ndarray]:
+        """Raw maps (B, C, h, w) of every class, without ReLU, and probabilities (B, C): the numbers of
+        :func:`heatmap_all_classes` for a "weighting" or "forward" method (not Score-CAM, Ablation-CAM or
+        Guided Grad-CAM: they need more passes)."""
+        entry = _methods.get(method)
+        if layer not in self.activations:
+            raise LayerError(f"layer {layer!r} is not in this pass; it has {list(self.activations)}")
+        activations = self.activations[layer]
+        if entry.kind == "weighting":
+            maps = _all_class_maps(maths.WEIGHTINGS[entry.weighting], activations, self.jacobians[layer])
+        elif entry.kind == "forward":
+            head = None
+            if entry.gap_layer:
+                ex = self._explainer
+                head = ex.gap_head()
+                if ex.layer(layer) is not head.feature_layer:
+                    raise LayerError(f"CAM is defined only at {layer_name(ex.model, head.feature_layer)!r}, "
+                                     f"not at {layer!r}")
+            maps = entry.implementation()(
+                method_impl().ForwardPass(activations, None, self._explainer.info.num_classes, head))
+        else:
+            raise CamTutorError(f"{entry.label} needs more than one pass: call heatmap_all_classes(..., "
+                                f"method={method!r}, layer={layer!r})")
+        return np.asarray(maps, np.float32), self.probabilities
+
+
+def layer_pass(model: keras.Model, images: np.ndarray, layers, *, score: str = "logit") -> LayerPass:
+    """Feature maps and every class's gradient at every one of ``layers`` (names) in one compiled call.
+
+    One forward pass captures all the layers, then one backward pass per class gives ``dy^c/dA`` at all
+    of them (:meth:`_Explainer.layers_function`, traced once per model, layers and score). The explorer
+    uses it so that every layer of every one-pass method is ready after one computation.
+
+    Raises:
+        camtutor.CamTutorError: the Jacobians would exceed :data:`LAYER_PASS_VALUES` values (too many
+            images, classes or positions: use :func:`heatmap_all_classes` one layer at a time), or a
+            layer's output size is unknown; LayerError for a layer used more than once.
+    """
+    ex, images = _prepare(model, images, score)
+    found = tuple(_layer(model, name) for name in layers)
+    shapes = [tuple(layer.output.shape[1:]) for layer in found]
+    if any(None in shape for shape in shapes):
+        raise CamTutorError("a layer's output size is unknown (a model of any input size): use "
+                            "heatmap_all_classes one layer at a time")
+    values = len(images) * ex.info.num_classes * sum(int(np.prod(shape)) for shape in shapes)
+    if values > LAYER_PASS_VALUES:
+        raise CamTutorError(
+            f"the Jacobians of {len(images)} images x {ex.info.num_classes} classes at {len(found)} layers would "
+            f"hold {values:,} values (limit {LAYER_PASS_VALUES:,}): use heatmap_all_classes one layer at a time")
+    activations, jacobians, probabilities = _run(ex.layers_function(found, score), images, None)
+    names = list(layers)
+    return LayerPass(ex, {n: a.numpy() for n, a in zip(names, activations)},
+                     {n: j.numpy() for n, j in zip(names, jacobians)}, probabilities.numpy())

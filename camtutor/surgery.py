@@ -46,6 +46,8 @@ class Capture:
 
     def __init__(self) -> None:
         self.tensors: list[tf.Tensor] = []
+        #: guided ReLUs that ran after the layer was captured (possibly above it, between ``A`` and the score)
+        self.guided_after = 0
 
     @property
     def tensor(self) -> tf.Tensor:
@@ -109,13 +111,16 @@ def _guided_relu(max_value: float | None = None) -> Callable:
 
     @tf.custom_gradient
     def guided(x):
-        y = tf.nn.relu(x) if max_value is None else tf.clip_by_value(x, 0.0, max_value)
-
-        def grad(dy):
-            open_ = x > 0 if max_value is None else tf.logical_and(x > 0, x < max_value)
-            return dy * tf.cast(tf.logical_and(open_, dy > 0), dy.dtype)
-
-        return y, grad
+        # TensorFlow's own fused ReLU gradients on the *output* (as its registered gradients do, so the
+        # forward Conv + BiasAdd + ReLU can stay fused) applied to relu(dy): dy * [dy > 0] * [x open].
+        if max_value is None:
+            y = tf.nn.relu(x)
+            return y, lambda dy: tf.raw_ops.ReluGrad(gradients=tf.nn.relu(dy), features=y)
+        if max_value == 6.0:
+            y = tf.nn.relu6(x)
+            return y, lambda dy: tf.raw_ops.Relu6Grad(gradients=tf.nn.relu(dy), features=y)
+        y = tf.clip_by_value(x, 0.0, max_value)
+        return y, lambda dy: tf.nn.relu(dy) * tf.cast(tf.logical_and(y > 0, y < max_value), dy.dtype)
 
     return guided
 
@@ -154,25 +159,36 @@ def traced(
     ``layer`` may be None (nothing captured). ``replace``: the layer's output is ``replace()`` instead of
     what the layer computes (the layer itself is not run, so what only fed it is pruned from the graph):
     Ablation-CAM reruns the rest of the network on ablated activations this way. ``guided``: the model
-    whose ReLUs (ReLU layers, relu/relu6 activations) get guided-backpropagation gradients.
+    whose ReLUs (ReLU layers, relu/relu6 activations) get guided-backpropagation gradients; a captured ReLU
+    layer stays guided, and ``capture.guided_after`` counts the guided ReLUs that ran after the capture (0
+    means none lies between the captured layer and the score, so there ``dy/dA`` is the plain gradient).
 
     Holds camtutor's tracing lock; the hooks act only in this thread.
     """
     capture = Capture()
+    run_layer = None  # how the captured layer computes its output: its own call, or its guided ReLU
 
     def capture_hook(original, *args, **kwargs):
-        out = original(*args, **kwargs) if replace is None else replace()
+        if replace is not None:
+            out = replace()
+        else:
+            out = original(*args, **kwargs) if run_layer is None else run_layer(original, *args, **kwargs)
         if tape is not None:
             tape.watch(out)
         capture.tensors.append(out)
         return out
 
+    def counted(fn: Callable) -> Callable:
+        def guided_relu(x):
+            if capture.tensors:
+                capture.guided_after += 1
+            return fn(x)
+
+        return guided_relu
+
     with _LOCK, contextlib.ExitStack() as stack:
         hooks: dict = {}
         acts: dict = {}
-        if layer is not None:
-            hooks[id(layer)] = capture_hook
-            stack.enter_context(_patched(layer, "call", _call_wrapper(layer)))
         final = info.layer if info is not None and info.bypass else None
         if final is not None and info.bypass == "call":
             stack.enter_context(_patched(final, "call", _call_wrapper(final)))
@@ -185,11 +201,16 @@ def traced(
             for target, fn in by_activation:
                 if id(target) not in acts:
                     stack.enter_context(_patched(target, "activation", _activation_wrapper(target)))
-                    acts[id(target)] = fn
+                    acts[id(target)] = counted(fn)
             for target, fn in by_call:
                 if id(target) not in hooks:
                     stack.enter_context(_patched(target, "call", _call_wrapper(target)))
-                    hooks[id(target)] = lambda original, inputs, *a, _fn=fn, **k: _fn(inputs)
+                    hooks[id(target)] = lambda original, inputs, *a, _fn=counted(fn), **k: _fn(inputs)
+        if layer is not None:
+            run_layer = hooks.get(id(layer))  # a ReLU layer that is captured stays guided
+            if run_layer is None:
+                stack.enter_context(_patched(layer, "call", _call_wrapper(layer)))
+            hooks[id(layer)] = capture_hook
         previous = _hooks(), _activations()
         _LOCAL.hooks, _LOCAL.act = {**previous[0], **hooks}, {**previous[1], **acts}
         try:

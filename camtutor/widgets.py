@@ -7,10 +7,13 @@ with a colour bar and its min / max) and the overlay.
 
 Fast by construction:
 
-* the first time a (layer, method) is shown, the maps of *every* image and
-  *every* class are computed in one batched call
-  (:func:`camtutor.explain.grad_cam_all_classes` or
-  :func:`camtutor.explain.cam_all_classes`, raw, without ReLU) and cached;
+* when the explorer is built, one compiled call (:func:`camtutor.explain.layer_pass`: one forward pass,
+  one backward pass per class) gives the feature maps and every class's gradient at *every* layer for
+  *every* image; the first time a (layer, method) is shown, its maps for every image and class are
+  computed from that pass in milliseconds (no tracing, no model call), raw, without ReLU, and cached.
+  While the kernel is idle the other layers are prefetched, so a first visit is a cache hit. Score-CAM
+  and Ablation-CAM (and models too large for one pass) are computed per layer
+  (:func:`camtutor.explain.heatmap_all_classes`);
 * switching class or image, toggling the ReLU or changing the opacity then
   only indexes the cache (ReLU is ``np.maximum(raw, 0)``, exactly what
   ``grad_cam(..., relu=True)`` does after the weighted channel sum);
@@ -24,6 +27,7 @@ Works wherever ipywidgets does (JupyterLab, classic Notebook, VS Code, Colab).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import warnings
 from dataclasses import dataclass, replace
@@ -49,6 +53,10 @@ from camtutor import explain as _explain  # noqa: E402
 #: Grad-CAM is at input resolution and one class at a time: call ``camtutor.explain.guided_gradcam``).
 METHOD_LABELS = {name: entry.label for name, entry in REGISTRY.items() if entry.kind != "input"}
 MAX_PANEL_SIZE = 2048  #: largest ``panel_size`` (pixels per side) the explorer draws
+#: Idle time (s) after the last update before the explorer prefetches, and between prefetch steps (each
+#: step is one (layer, method) map from the one compiled pass: milliseconds, so messages wait at most that).
+PREFETCH_IDLE_SECONDS = 0.3
+PREFETCH_NEXT_SECONDS = 0.02
 _COLORBAR = to_uint8_rgb(colorize(np.linspace(1.0, 0.0, 256, dtype=np.float32)[:, None]))
 
 
@@ -111,15 +119,18 @@ class Explorer:
         method: a key of :data:`METHOD_LABELS` (the registry's methods at layer resolution): "gradcam"
             (default), "hirescam", "cam", "gradcam++", "xgradcam", "layercam", "scorecam", "ablationcam",
             "eigencam". Score-CAM and Ablation-CAM run K x N extra passes: the note says they are computing,
-            and they are computed once per layer (never prefetched), so switching class stays instant.
+            and they are computed once per layer for every class (never prefetched); inside a kernel they
+            run in a worker thread, so class and image switches are answered meanwhile, and the map is drawn
+            when it is ready. Switching class is always instant: it only indexes the cache.
         alpha: the heatmap's opacity in [0, 1].
         panel_size: side in pixels of each picture on screen, 1 to :data:`MAX_PANEL_SIZE`.
         upload: add a file-upload button that appends the reader's images: decoded as displayed (EXIF
             orientation applied, :func:`camtutor.images.decode_image`) and made model-ready by
             :func:`camtutor.images.prepare_images` (resized, grey for a 1-channel model).
-        prefetch: while the kernel is idle, compute the other layers of the method on screen, one per
-            idle moment, nearest first, so that moving the layer slider later is instant. Runs on the
-            kernel's own event loop (never in a thread); off outside a running kernel.
+        prefetch: while the kernel is idle, compute the other layers of the method on screen, nearest
+            first, then the other one-pass methods at the layer on screen, so that moving the layer slider
+            later is instant: one short step at a time on the kernel's own event loop (never in a thread),
+            so a message that arrives meanwhile waits for one step at most; off outside a running kernel.
 
     Display it as the last expression of a cell (or ``display(explorer)``);
     ``explorer.widget`` is the ipywidgets box. Controls are public attributes
@@ -179,6 +190,9 @@ class Explorer:
         self.panel_size = int(panel_size)
         self.compute_calls = 0
         self._cache: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+        self._pass = None  # explain.LayerPass for these images, False when too large, None before it is computed
+        self._computing: dict[tuple[str, str], object] = {}  # (layer, method) -> future of a background computation
+        self._generation = 0  # counts image changes: a background result for older images is dropped
         self._shown: Shown | None = None
         self._quiet = False
         self.prefetch = prefetch
@@ -280,24 +294,86 @@ class Explorer:
         key = (layer, method)
         if key not in self._cache:
             self.compute_calls += 1
-            with warnings.catch_warnings():  # the range warning was given once, when the images came in
-                warnings.filterwarnings("ignore", message=_inputs.RANGE_WARNING_START, category=UserWarning)
-                entry = REGISTRY[method]
-                if entry.extra_passes:  # seconds, not milliseconds: say so while it runs
-                    self.note.value = (f"<i>computing {html.escape(entry.label)} at layer {html.escape(layer)} for "
-                                       f"every image and class ({len(self.images)} images x its channels)...</i>")
-                if method == "cam":
-                    maps, probabilities = _explain.cam_all_classes(self.model, self.images, layer=layer, relu=False)
-                elif entry.kind == "weighting":
-                    maps, probabilities = _explain.grad_cam_all_classes(
-                        self.model, self.images, layer=layer, weighting=entry.weighting, relu=False, score=self.score
-                    )
-                else:
-                    maps, probabilities = _explain.heatmap_all_classes(
-                        self.model, self.images, method=method, layer=layer, relu=False, score=self.score
-                    )
-            self._cache[key] = (np.asarray(maps, dtype=np.float32), np.asarray(probabilities, dtype=np.float32))
+            if REGISTRY[method].extra_passes:  # seconds, not milliseconds: say so while it runs
+                self.note.value = self._computing_note(layer, method)
+            self._cache[key] = self._compute(layer, method)
         return self._cache[key]
+
+    def _computing_note(self, layer: str, method: str) -> str:
+        return (f"<i>computing {html.escape(REGISTRY[method].label)} at layer {html.escape(layer)} for every image "
+                f"and class ({len(self.images)} images x its channels)...</i>")
+
+    def _compute(self, layer: str, method: str, quiet: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """The maps of one (layer, method), uncached; touches no widget (it may run in a worker thread, then
+        with ``quiet=False``: ``warnings.catch_warnings`` is not thread-safe, so a 0..255 warning may repeat)."""
+        with warnings.catch_warnings() if quiet else contextlib.nullcontext():
+            if quiet:  # the range warning was given once, when the images came in
+                warnings.filterwarnings("ignore", message=_inputs.RANGE_WARNING_START, category=UserWarning)
+            entry = REGISTRY[method]
+            # CAM needs one forward pass at one layer: it uses the pass only when another method computed it
+            wanted = entry.kind in ("weighting", "forward") and (not entry.gap_layer or self._pass)
+            layer_pass = self._layer_pass() if wanted else None
+            if layer_pass is not None:  # every layer of every one-pass method, from one compiled call
+                maps, probabilities = layer_pass.maps(layer, method)
+            elif method == "cam":
+                maps, probabilities = _explain.cam_all_classes(self.model, self.images, layer=layer, relu=False)
+            elif entry.kind == "weighting":
+                maps, probabilities = _explain.grad_cam_all_classes(
+                    self.model, self.images, layer=layer, weighting=entry.weighting, relu=False, score=self.score
+                )
+            else:
+                maps, probabilities = _explain.heatmap_all_classes(
+                    self.model, self.images, method=method, layer=layer, relu=False, score=self.score
+                )
+        return np.asarray(maps, dtype=np.float32), np.asarray(probabilities, dtype=np.float32)
+
+    def _in_background(self, layer: str, method: str) -> bool:
+        """Inside a running kernel, compute a slow method's (layer, method) in a worker thread and return True:
+        the kernel stays free (class and image switches are served meanwhile) and the panels say it is
+        computing; when it is done the explorer redraws if it is still on screen. False outside a loop."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # plain Python, tests: compute now, in this thread
+            return False
+        key = (layer, method)
+        if key not in self._computing:
+            generation = self._generation
+            future = loop.run_in_executor(None, self._compute, layer, method, False)
+            self._computing[key] = future
+            future.add_done_callback(lambda done: self._computed(key, generation, done))
+        return True
+
+    def _computed(self, key: tuple[str, str], generation: int, future) -> None:
+        """Back on the kernel's loop: cache a background result and redraw if (layer, method) is on screen."""
+        self._computing.pop(key, None)
+        if generation != self._generation:  # the images changed meanwhile: this result is for the old ones
+            return
+        on_screen = (self.layer_slider.value, self.method_buttons.value) == key
+        try:
+            result = future.result()
+        except Exception as error:  # noqa: BLE001 - shown like any failed computation
+            if on_screen:
+                self._blank(f"cannot compute {METHOD_LABELS[key[1]]} at layer {key[0]!r}: "
+                            f"{type(error).__name__}: {error}")
+            return
+        self.compute_calls += 1
+        self._cache[key] = result
+        if on_screen:
+            self._render()
+
+    def _layer_pass(self):
+        """The explorer's one compiled computation (:func:`camtutor.explain.layer_pass`): feature maps and
+        every class's gradient at every layer, for all images, computed once per image set. None when it
+        does not fit in :data:`camtutor.explain.LAYER_PASS_VALUES` (then each layer is computed on its own)."""
+        if self._pass is None:
+            layers = list(self.layers)
+            if self.cam_layer is not None and self.cam_layer not in layers:
+                layers.append(self.cam_layer)
+            try:
+                self._pass = _explain.layer_pass(self.model, self.images, layers, score=self.score)
+            except CamTutorError:
+                self._pass = False
+        return self._pass or None
 
     def prefetch_step(self) -> bool:
         """Compute one missing cache entry while the kernel is idle: first the layer nearest to the one on
@@ -330,17 +406,20 @@ class Explorer:
         except RuntimeError:  # not inside a running kernel (plain Python, tests): nothing to do
             return
         self._prefetch_pending = True
-        loop.call_later(0.3, self._prefetch_when_idle)
+        loop.call_later(PREFETCH_IDLE_SECONDS, self._prefetch_when_idle)
 
     def _prefetch_when_idle(self) -> None:
-        self._prefetch_pending = False
         try:
             more = self.prefetch_step()
         except Exception:  # noqa: BLE001 - a background nicety must never break the kernel
+            self._prefetch_pending = False
             self.prefetch = False
             return
-        if more:
-            self._schedule_prefetch()
+        if more:  # the next step soon, but after any message that arrived meanwhile (a class switch first)
+            delay = PREFETCH_NEXT_SECONDS if self._pass else PREFETCH_IDLE_SECONDS  # traced per layer: seconds
+            asyncio.get_running_loop().call_later(delay, self._prefetch_when_idle)
+        else:
+            self._prefetch_pending = False
 
     def state(self) -> Shown | None:
         """The map and parameters on screen now (None if the last update failed and the panels are blank)."""
@@ -376,6 +455,9 @@ class Explorer:
         new = self._check_images(images)
         self.images = np.concatenate([self.images, new])
         self._cache.clear()
+        self._pass = None
+        self._computing.clear()
+        self._generation += 1
         self._unavailable.clear()
         self._quiet = True
         try:
@@ -412,6 +494,11 @@ class Explorer:
     def _render(self) -> None:
         self._sync_method_and_layer()
         index, layer, method = self.image_slider.value, self.layer_slider.value, self.method_buttons.value
+        if (layer, method) not in self._cache and REGISTRY[method].extra_passes and self._in_background(layer, method):
+            self._blank("", note=self._computing_note(layer, method))
+            self.title.value = f"<b>computing {html.escape(METHOD_LABELS[method])}…</b>"
+            self.image_panel.value = png_bytes(_enlarge(to_uint8_rgb(self.images[index]), (self.panel_size,) * 2))
+            return
         try:
             maps, probabilities = self.maps(layer, method)
         except Exception as error:  # noqa: BLE001 - whatever failed, the old map must not stay on screen
@@ -446,14 +533,14 @@ class Explorer:
         if shown.alpha != alpha:
             self._shown = replace(shown, alpha=alpha)
 
-    def _blank(self, message: str) -> None:
-        """Never leave a stale map on screen: clear the map panels and say why."""
+    def _blank(self, message: str, note: str | None = None) -> None:
+        """Never leave a stale map on screen: clear the map panels and say why (``note``: HTML instead)."""
         self._shown = None
         self.map_panel.value = b""
         self.overlay_panel.value = b""
         self.max_label.value = self.min_label.value = ""
         self.title.value = "<b>no map</b>"
-        self.note.value = f"<span style='color:#b00'>{html.escape(message)}</span>"
+        self.note.value = note if note is not None else f"<span style='color:#b00'>{html.escape(message)}</span>"
 
     # ---------------------------------------------------------------- static figure
     def figure(self, image_index: int | None = None, *, method: str | None = None, relu: bool | None = None,

@@ -263,6 +263,98 @@ def test_guided_backprop_and_guided_gradcam_follow_their_definitions(models, ima
     np.testing.assert_allclose(heat, np.abs(expected * gradcam_up[..., None]).max(-1), rtol=1e-4, atol=1e-9)
 
 
+def _relu_head() -> keras.Model:
+    """Functional, logits; above the explained layer "conv2" the head GAP -> Dense-ReLU -> Dense has a ReLU."""
+    keras.utils.set_random_seed(5)  # a seed where both factors are non-zero for every image
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Conv2D(6, 3, activation="relu", name="conv1")(inputs)
+    x = keras.layers.Conv2D(5, 3, activation="relu", name="conv2")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    x = keras.layers.Dense(8, activation="relu", name="hidden")(x)
+    return keras.Model(inputs, keras.layers.Dense(3, name="logits")(x), name="relu_head")
+
+
+def test_guided_gradcam_with_a_relu_above_the_layer_uses_guided_relus_only_for_the_input_gradient(images):
+    """Guided backprop has guided ReLUs everywhere (also in the head); Grad-CAM's dy/dA has ordinary ones.
+
+    A shortcut that took dy/dA from the guided backward pass would change the answer on this model.
+    """
+    model = _relu_head()
+
+    @tf.custom_gradient
+    def guided_relu(x):
+        return tf.nn.relu(x), lambda dy: dy * tf.cast(x > 0, dy.dtype) * tf.cast(dy > 0, dy.dtype)
+
+    x = tf.constant(images)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        h = x
+        for name in ("conv1", "conv2"):
+            conv = model.get_layer(name)
+            h = guided_relu(tf.nn.conv2d(h, conv.kernel, 1, "VALID") + conv.bias)
+        a = h
+        hidden, out = model.get_layer("hidden"), model.get_layer("logits")
+        logits = guided_relu(tf.reduce_mean(a, axis=(1, 2)) @ hidden.kernel + hidden.bias) @ out.kernel + out.bias
+        y = tf.reduce_sum(logits * tf.one_hot(CLASSES, 3))
+    guided_expected = tape.gradient(y, x).numpy()
+    guided_at_a = tape.gradient(y, a).numpy()
+    activations, plain_at_a = ct.gradients(model, images, CLASSES, "conv2")
+    gradcam = np.maximum(np.einsum("bhwk,bk->bhw", activations, plain_at_a.mean(axis=(1, 2))), 0)
+    shortcut = np.maximum(np.einsum("bhwk,bk->bhw", activations, guided_at_a.mean(axis=(1, 2))), 0)
+    expected = guided_expected * np.asarray(ct.upsample(gradcam, (SIZE, SIZE)))[..., None]
+    wrong = guided_expected * np.asarray(ct.upsample(shortcut, (SIZE, SIZE)))[..., None]
+    assert (np.abs(expected).max(axis=(1, 2, 3)) > 0).all()
+    assert (np.abs(wrong - expected).max(axis=(1, 2, 3)) > 1e-2 * np.abs(expected).max()).any()  # the head's ReLU matters
+    got = guided_gradcam(model, images, CLASSES, layer="conv2")
+    _assert_close(guided_backprop(model, images, CLASSES), guided_expected, rtol=1e-5)
+    _assert_close(got, expected, rtol=1e-5)
+    # the same as the two separate passes (guided backprop, then Grad-CAM), also under SmoothGrad
+    two_pass = guided_backprop(model, images, CLASSES) * ct.upsample(
+        ct.grad_cam(model, images, CLASSES, layer="conv2"), (SIZE, SIZE))[..., None]
+    np.testing.assert_allclose(got, two_pass, rtol=1e-5, atol=1e-7 * np.abs(two_pass).max())
+    smooth = (3, 0.2, 5)
+    two_pass = guided_backprop(model, images, CLASSES, smooth=smooth) * ct.upsample(
+        ct.grad_cam(model, images, CLASSES, layer="conv2", smooth=smooth), (SIZE, SIZE))[..., None]
+    got = guided_gradcam(model, images, CLASSES, layer="conv2", smooth=smooth)
+    np.testing.assert_allclose(got, two_pass, rtol=1e-5, atol=1e-7 * np.abs(two_pass).max())
+    assert model.get_layer("hidden").activation is keras.activations.relu and not vars(model.get_layer("hidden")).get("call")
+
+
+def test_guided_gradcam_at_a_relu_layer_keeps_it_guided(models, images):
+    """Explaining the ReLU6 layer itself: it is captured *and* guided (nested model, a ReLU conv above it)."""
+    model, _ = models["nested"]
+    two_pass = guided_backprop(model, images, 1) * ct.upsample(
+        ct.grad_cam(model, images, 1, layer="relu6"), (SIZE, SIZE))[..., None]
+    got = guided_gradcam(model, images, 1, layer="relu6")
+    assert np.abs(two_pass).max() > 0
+    np.testing.assert_allclose(got, two_pass, rtol=1e-5, atol=1e-7 * np.abs(two_pass).max())
+    assert "call" not in vars(model.get_layer("relu6"))
+
+
+def test_guided_gradcam_leaves_the_model_as_it_was_after_an_error(images):
+    """Guided ReLUs, the capture, the softmax bypass and the head's second pass are all undone, also on errors."""
+    keras.utils.set_random_seed(6)
+    inputs = keras.Input((SIZE, SIZE, 3))
+    shared = keras.layers.Conv2D(3, 3, padding="same", activation="relu", name="shared")
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="last")(shared(shared(inputs)))
+    x = keras.layers.Dense(5, activation="relu", name="hidden")(keras.layers.GlobalAveragePooling2D()(x))
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax", name="out")(x))
+    before = {layer.name: (dict(vars(layer)).get("call"), getattr(layer, "activation", None)) for layer in model.layers}
+    expected = model(images).numpy()
+    with pytest.raises(ct.LayerError, match="ran 2 times"):
+        guided_gradcam(model, images, 0, layer="shared")
+    with pytest.raises(ct.TargetError, match="target function"):
+        guided_gradcam(model, images, lambda s: s[:, 7], layer="last")
+    after = {layer.name: (dict(vars(layer)).get("call"), getattr(layer, "activation", None)) for layer in model.layers}
+    assert after == before
+    np.testing.assert_array_equal(model(images).numpy(), expected)
+    got = guided_gradcam(model, images, 1, layer="last")  # still usable, and still the two-pass answer
+    two_pass = guided_backprop(model, images, 1) * ct.upsample(ct.grad_cam(model, images, 1, layer="last"),
+                                                               (SIZE, SIZE))[..., None]
+    assert np.abs(two_pass).max() > 0
+    np.testing.assert_allclose(got, two_pass, rtol=1e-5, atol=1e-7 * np.abs(two_pass).max())
+
+
 def test_guided_backprop_follows_relu6_and_nested_models(models, images):
     model, _ = models["nested"]
     got = guided_backprop(model, images, 1)
@@ -330,14 +422,15 @@ def test_gradient_free_methods_build_no_tape_and_every_function_is_traced_once(i
         for method in ("cam", "scorecam", "ablationcam", "eigencam"):
             ct.heatmap(model, images[:batch], cls, method=method, layer=None if method == "cam" else "conv2")
     functions = explainer(model)._functions
-    assert not any(key[0] in ("gradients", "grad_cam", "grad_cam_all", "guided") for key in functions)
+    assert not any(key[0] in ("gradients", "grad_cam", "grad_cam_all", "guided", "guided_gradcam")
+                   for key in functions)
     for method in methods.METHODS:
         for batch in (1, 3):
             ct.heatmap(model, images[:batch], 0, method=method, layer=None if method == "cam" else "conv2",
                        **({"smooth": (2, 0.1)} if methods.get(method).gradients else {}))
     counts = {key[0]: f.experimental_get_tracing_count() for key, f in explainer(model)._functions.items()
               if key[0] != "gradients"}  # "gradients" is traced inside "grad_cam", never called on its own
-    assert set(counts) >= {"forward", "scores", "masked_scores", "ablated", "grad_cam", "guided"}
+    assert set(counts) >= {"forward", "scores", "masked_scores", "ablated", "grad_cam", "guided_gradcam"}
     assert set(counts.values()) == {1}
 
 

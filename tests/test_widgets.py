@@ -93,15 +93,21 @@ def test_class_labels_show_the_models_probabilities(explorer, gap_model, images)
     assert labels == [f"{name} ({p:.2f})" for name, p in zip(NAMES, probabilities)]
 
 
-def test_switching_class_image_relu_or_opacity_never_runs_the_model_again(explorer, monkeypatch):
+def _counting(monkeypatch, name):
     calls = []
-    original = explain_module.grad_cam_all_classes
+    original = getattr(explain_module, name)
 
     def counting(*args, **kwargs):
-        calls.append(kwargs.get("layer"))
+        calls.append(kwargs.get("layer", args[2] if len(args) > 2 else None))
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(explain_module, "grad_cam_all_classes", counting)
+    monkeypatch.setattr(explain_module, name, counting)
+    return calls
+
+
+def test_switching_class_image_relu_or_opacity_never_runs_the_model_again(explorer, monkeypatch):
+    calls = _counting(monkeypatch, "grad_cam_all_classes")
+    passes = _counting(monkeypatch, "layer_pass")
     monkeypatch.setattr(keras.Model, "__call__", _forbidden)  # any other forward pass fails loudly
     shown = []
     for klass, image in [(1, 0), (2, 0), (2, 3), (0, 4)]:
@@ -113,11 +119,13 @@ def test_switching_class_image_relu_or_opacity_never_runs_the_model_again(explor
     assert calls == []
     assert explorer.state().alpha == 0.9 and not explorer.state().relu
     assert not np.allclose(shown[0], shown[1])  # another class really is another map
-    monkeypatch.setattr(keras.Model, "__call__", original_call)
+    # a new layer comes from the pass computed when the explorer was built: still no model call
+    computed = explorer.compute_calls
     explorer.layer_slider.value = explorer.layers[0]
     explorer.class_dropdown.value = 1
     explorer.layer_slider.value = explorer.layers[0]
-    assert calls == [explorer.layers[0]]  # one batched pass for the new layer, all classes
+    assert calls == [] and passes == [] and explorer.compute_calls == computed + 1
+    assert explorer.state().layer == explorer.layers[0]
 
 
 original_call = keras.Model.__call__
@@ -131,7 +139,7 @@ def test_a_failed_computation_blanks_the_panels_instead_of_leaving_a_stale_map(e
     def broken(*args, **kwargs):
         raise RuntimeError("out of memory")
 
-    monkeypatch.setattr(explain_module, "grad_cam_all_classes", broken)
+    monkeypatch.setattr(explain_module.LayerPass, "maps", broken)
     explorer.layer_slider.value = explorer.layers[1]
     assert explorer.state() is None and explorer.map_panel.value == b"" and explorer.overlay_panel.value == b""
     assert "out of memory" in explorer.note.value and explorer.layers[1] in explorer.note.value
@@ -172,6 +180,83 @@ def test_idle_prefetch_fills_every_layer_inside_a_running_loop_then_stops(gap_mo
     explorer.layer_slider.value = explorer.layers[0]
     assert explorer.compute_calls == calls and explorer.state().layer == explorer.layers[0]
     assert not widgets.Explorer(gap_model, images, NAMES)._prefetch_pending  # no loop, no prefetch
+
+
+def _trace_count(model) -> int:
+    return sum(f.experimental_get_tracing_count() for f in explain_module.explainer(model)._functions.values())
+
+
+def test_after_construction_every_layer_of_every_one_pass_method_needs_no_tracing_and_no_model_call(
+        images, monkeypatch):
+    """The issue's scenario: the explorer is shown, later each layer is visited once, for every one-pass method."""
+    from camtutor.methods import REGISTRY
+
+    keras.utils.set_random_seed(0)
+    model = models.gap_classifier(3, input_shape=(32, 32, 3), width=4)  # fresh: nothing traced yet
+    explorer = widgets.Explorer(model, images, NAMES, prefetch=False)
+    traces = _trace_count(model)
+    assert traces == 1 and set(explain_module.explainer(model)._functions) == {
+        ("layers", tuple(explain_module.find_layer(model, n) for n in explorer.layers), "logit")}
+    monkeypatch.setattr(keras.Model, "__call__", _forbidden)
+    one_pass = [m for m in widgets.METHOD_LABELS if not REGISTRY[m].extra_passes]
+    for method in one_pass:
+        explorer.method_buttons.value = method
+        for layer in ([explorer.cam_layer] if method == "cam" else explorer.layers):
+            explorer.layer_slider.value = layer
+            assert explorer.state() is not None and (explorer.state().layer, explorer.state().method) == (layer, method)
+    assert _trace_count(model) == traces
+    monkeypatch.undo()
+    for method in one_pass:  # the same numbers as the per-layer computation
+        for layer in ([explorer.cam_layer] if method == "cam" else explorer.layers[::2]):
+            expected, probabilities = explain_module.heatmap_all_classes(model, images, method=method, layer=layer)
+            got, got_probabilities = explorer.maps(layer, method)
+            np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6 * np.abs(expected).max())
+            np.testing.assert_allclose(got_probabilities, probabilities, rtol=1e-6)
+
+
+def test_a_model_too_large_for_one_pass_is_explored_one_layer_at_a_time(gap_model, images, monkeypatch):
+    monkeypatch.setattr(explain_module, "LAYER_PASS_VALUES", 10)
+    calls = _counting(monkeypatch, "grad_cam_all_classes")
+    explorer = widgets.Explorer(gap_model, images, NAMES)
+    explorer.layer_slider.value = explorer.layers[0]
+    assert calls == [explorer.layers[-1], explorer.layers[0]] and explorer._pass is False
+    np.testing.assert_allclose(explorer.state().raw_map, reference(gap_model, images, explorer.state()), atol=1e-5)
+
+
+def test_in_a_kernel_a_slow_method_computes_in_the_background_and_never_blocks_a_class_switch(
+        gap_model, images, monkeypatch):
+    import threading
+
+    release = threading.Event()
+    original = explain_module.heatmap_all_classes
+
+    def held(*args, **kwargs):  # a slow computation that lasts until the test lets it finish
+        assert threading.current_thread() is not threading.main_thread()
+        assert release.wait(30)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(explain_module, "heatmap_all_classes", held)
+
+    async def scenario():
+        explorer = widgets.Explorer(gap_model, images, NAMES, prefetch=False)
+        explorer.method_buttons.value = "scorecam"  # returns at once: the kernel is free
+        assert explorer.state() is None and "computing Score-CAM" in explorer.note.value
+        assert explorer.map_panel.value == b"" and explorer.image_panel.value != b""
+        explorer.class_dropdown.value = 2  # served while Score-CAM computes: no computation, no wait
+        explorer.image_slider.value = 1
+        assert explorer.state() is None and len(explorer._computing) == 1
+        release.set()
+        for _ in range(600):
+            await asyncio.sleep(0.05)
+            if explorer.state() is not None:
+                break
+        return explorer
+
+    explorer = asyncio.run(scenario())
+    state = explorer.state()
+    assert (state.method, state.class_index, state.image_index) == ("scorecam", 2, 1)
+    np.testing.assert_allclose(state.raw_map, reference(gap_model, images, state), atol=1e-5)
+    assert "computing" not in explorer.note.value and not explorer._computing
 
 
 def test_cam_pins_the_layer_to_the_gap_input(explorer):
