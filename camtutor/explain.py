@@ -356,15 +356,17 @@ class _Explainer:
         return self._cached(("masked_scores",), build)
 
     def ablated_function(self, layer, score: str) -> Callable:
-        """(A (n, h, w, K), keep (n, K)) -> scores (n, C): the rest of the network after ``layer`` run on
-        ``A * keep`` (the layers before ``layer`` are not run: their output is replaced, so they are pruned)."""
-        spec = [tf.TensorSpec((None, *layer.output.shape[1:]), tf.float32),
+        """(images (B, H, W, C), rows (n,), A (n, h, w, K), keep (n, K)) -> scores (n, C): the network run on
+        ``images[rows]`` with ``layer``'s output replaced by ``A * keep``. The layers that only feed ``layer`` are
+        pruned from the graph (their output is unused, and so is the gather of the images); a path that bypasses
+        ``layer`` (a skip connection) still sees the real image."""
+        images_spec = self._signature(False)[0]
+        spec = [images_spec, tf.TensorSpec((None,), tf.int32), tf.TensorSpec((None, *layer.output.shape[1:]), tf.float32),
                 tf.TensorSpec((None, layer.output.shape[-1]), tf.float32)]
 
         def build() -> Callable:
-            def ablated_scores(activations, keep):
-                rows = tf.shape(activations)[:1]
-                images = tf.zeros(tf.concat([rows, self.input_shape[1:]], axis=0), tf.float32)
+            def ablated_scores(batch, rows, activations, keep):
+                images = tf.gather(batch, rows)
                 dtype = layer.compute_dtype or "float32"
 
                 def replacement():
@@ -691,13 +693,15 @@ def _class_maps(entry, model, images, class_index, layer, score, all_classes: bo
         return maps, probabilities
     if score == "logit" and not ex.info.logits_reachable:
         raise ModelError(ex.no_logits_message())
+    images_t = tf.constant(images)  # converted once, gathered by row inside the compiled ablation function
     passes = method_impl().Passes(
         images=images,
         activations=activations,
         pick=_pick(ex, classes, target, all_classes),
         score_inputs=lambda x: surgery.run(ex.scores_function("probability"), x).numpy(),
         score_masked=lambda x, a, rows, ks: surgery.run(ex.masked_scores_function(), x, a, rows, ks).numpy(),
-        score_ablated=lambda a, keep: surgery.run(ex.ablated_function(target_layer, score), a, keep).numpy(),
+        score_ablated=lambda rows, a, keep: surgery.run(ex.ablated_function(target_layer, score), images_t,
+                                                        np.asarray(rows, np.int32), a, keep).numpy(),
     )
     weights = implementation(passes)  # (B, K, T)
     return np.einsum("bhwk,bkt->bthw", activations, weights), probabilities

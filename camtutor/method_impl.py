@@ -49,8 +49,8 @@ class Passes:
     T = C for every class). ``score_inputs(x (n, H, W, C))`` -> class probabilities (n, C);
     ``score_masked(images, activations, rows (n,), channels (n,))`` -> the probabilities (n, C) of
     :func:`masked_inputs` (computed in one compiled call);
-    ``score_ablated(A (n, h, w, K), keep (n, K))`` -> the scores (n, C) of the rest of the network on A with
-    the channels where ``keep`` is 0 zeroed. Each call gets at most ``chunk_rows(values_per_row)`` rows.
+    ``score_ablated(rows (n,), A (n, h, w, K), keep (n, K))`` -> the scores (n, C) of the network on
+    ``images[rows]`` with the layer's output replaced by A, its channels zeroed where ``keep`` is 0. Each call gets at most ``chunk_rows(values_per_row)`` rows.
     """
 
     images: np.ndarray
@@ -142,20 +142,21 @@ def ablation_cam_weights(passes: Passes) -> np.ndarray:
     """Ablation-CAM (Desai & Ramaswamy 2020, Eq. 3): channel weights (B, K, T), no gradients.
 
     ``w_k = (y_c - y_c^k) / y_c``: ``y_c^k`` is the class score when channel k of the layer is set to 0
-    and the rest of the network is run again (the layers before it are not). The map is
+    and the network is run again (the layers that only feed the layer are pruned from the compiled graph; a
+    skip connection around the layer still sees the real image). The map is
     ``ReLU(sum_k w_k A_k)``. All B x K ablations run in batched calls of a bounded size.
     """
     activations = passes.activations
     batch, channels = len(activations), activations.shape[-1]
     keep_all = np.ones((batch, channels), np.float32)
-    original = passes.pick(passes.score_ablated(activations, keep_all), np.arange(batch))  # (B, T)
+    original = passes.pick(passes.score_ablated(np.arange(batch), activations, keep_all), np.arange(batch))  # (B, T)
     rows_per_call = max(1, ABLATION_CHUNK_VALUES // int(np.prod(activations.shape[1:])))
     ablated = []
     for flat in _chunks(batch * channels, rows_per_call):
         rows, ks = flat // channels, flat % channels
         keep = np.ones((len(flat), channels), np.float32)
         keep[np.arange(len(flat)), ks] = 0.0
-        ablated.append(passes.pick(passes.score_ablated(activations[rows], keep), rows))
+        ablated.append(passes.pick(passes.score_ablated(rows, activations[rows], keep), rows))
     ablated_scores = np.concatenate(ablated).reshape(batch, channels, -1)  # (B, K, T)
     weights = maths.ablation_cam_weights(original, np.moveaxis(ablated_scores, 1, -1))  # (B, T, K)
     return np.asarray(weights).transpose(0, 2, 1)

@@ -113,7 +113,7 @@ class Explorer:
     Args:
         model: a loaded Keras image classifier (B, H, W, C) -> (B, C) (not a name: ``ct.models.load(name)``).
         images: (N, H, W, C) float in [0, 1] at the model's input size, channels last (a single (H, W, C)
-            image is accepted); checked by :func:`camtutor.check_images`, which warns once about 0..255 data.
+            image is accepted); checked by :func:`camtutor.inputs.check_images`, which warns once about 0..255 data.
         class_names: one name per class (default "class 0", "class 1", ...).
         layer: the layer shown first (default: the last feature-map layer).
         method: a key of :data:`METHOD_LABELS` (the registry's methods at layer resolution): "gradcam"
@@ -203,7 +203,7 @@ class Explorer:
 
     # ---------------------------------------------------------------- construction
     def _check_images(self, images: np.ndarray) -> np.ndarray:
-        """camtutor.check_images (the one batch check, with its range warning); one (H, W, C) image is a batch of 1."""
+        """camtutor.inputs.check_images (the one batch check, with its range warning); one (H, W, C) image is a batch of 1."""
         shape = tuple(self.model.inputs[0].shape)
         if isinstance(images, np.ndarray) and images.ndim == 3 and images.shape[-1] in (1, 3, shape[-1]):
             images = images[None]

@@ -466,7 +466,7 @@ def test_every_consumer_reads_the_one_registry():
     for entry in methods.REGISTRY.values():
         assert entry.summary in methods.method_help()
         if entry.kind == "weighting":
-            assert entry.weighting in ct.WEIGHTINGS and entry.gradients
+            assert entry.weighting in ct.maths.WEIGHTINGS and entry.gradients
         else:
             assert callable(entry.implementation())
     assert {e.weighting for e in methods.REGISTRY.values() if e.weighting} == {"mean", "elementwise", "positive",
@@ -503,3 +503,34 @@ def test_pure_formulas_handle_their_edge_cases():
     assert maths.eigen_projection(-a)[0, 0, 0] == pytest.approx(-3.0)  # correlates with the (negative) sum
     zero = maths.xgrad_cam_weights(np.zeros((1, 2, 2, 1), np.float32), np.ones((1, 2, 2, 1), np.float32))
     np.testing.assert_array_equal(zero, 0.0)
+
+
+def test_ablation_cam_is_right_when_a_skip_connection_bypasses_the_layer():
+    """x -> a -> b -> add(a, b) -> GAP -> Dense: ablating a channel of ``b`` must leave the skip from ``a`` as it is
+    on the real image (the rest of the network is not run on zero images)."""
+    keras.utils.set_random_seed(3)
+
+    def build(mask=None):
+        x = keras.Input((12, 12, 3))
+        a = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="a")(x)
+        b = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="b")(a)
+        if mask is not None:
+            b = keras.layers.Rescaling(mask, name="mask")(b)      # b with some channels zeroed (per-channel scale)
+        s = keras.layers.Add(name="skip")([a, b])
+        out = keras.layers.Dense(3, name="head")(keras.layers.GlobalAveragePooling2D()(s))
+        return keras.Model(x, out)
+
+    model = build()
+    images = np.random.default_rng(0).random((3, 12, 12, 3)).astype(np.float32)
+    classes = [0, 1, 2]
+    a, _ = ct.gradients(model, images, classes, "b")
+    logits = model(images).numpy()
+    expected = []
+    for i, c in enumerate(classes):
+        drops = []
+        for k in range(a.shape[-1]):
+            reference = build(np.where(np.arange(a.shape[-1]) == k, 0.0, 1.0).astype(np.float32))
+            reference.set_weights(model.get_weights())
+            drops.append(logits[i, c] - reference(images[i:i + 1]).numpy()[0, c])
+        expected.append(np.maximum(np.einsum("hwk,k->hw", a[i], np.array(drops) / logits[i, c]), 0))
+    _assert_close(ct.heatmap(model, images, classes, method="ablationcam", layer="b"), np.stack(expected), rtol=1e-4)
