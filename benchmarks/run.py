@@ -48,7 +48,8 @@ SLOW_CAP = {64: 3}  # the per-image Keras example and the backward-to-input floo
 def configure_threads(threads: int, onednn: bool | None = None) -> None:
     """Same thread pools for every contender (they all run in this one process). Call before TensorFlow starts.
 
-    ``onednn``: None keeps camtutor's default (``TF_ENABLE_ONEDNN_OPTS=0`` unless already set).
+    ``onednn``: None keeps the benchmarks' default (``TF_ENABLE_ONEDNN_OPTS=0`` unless already set, as in the
+    notebooks and the tests; scripts and the ``camtutor`` command keep TensorFlow's default, on).
     """
     if "tensorflow" in sys.modules:  # too late for the environment (e.g. inside pytest): don't leak it to others
         import tensorflow as tf
@@ -613,7 +614,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-timings", action="store_true", help="skip the Grad-CAM timings (with --notebooks)")
     parser.add_argument("--no-metrics", action="store_true", help="skip the trust metrics' targets (benchmarks.bench_metrics)")
     parser.add_argument("--threads", type=int, default=2, help="TensorFlow intra/inter-op and OpenMP threads (default 2)")
-    parser.add_argument("--onednn", action="store_true", help="TF_ENABLE_ONEDNN_OPTS=1 (camtutor's default is 0)")
+    parser.add_argument("--onednn", action="store_true", help="TF_ENABLE_ONEDNN_OPTS=1 (the benchmarks' default is 0, as in the notebooks; the command's is 1)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default benchmarks/results; --quick: a temp folder)")
     args = parser.parse_args(argv)
     result = run(
