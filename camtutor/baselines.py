@@ -12,6 +12,8 @@ name               map                                                   values
 ``"brightness"``   :func:`brightness`: blurred luma                      [0, 1]
 ``"contrast"``     :func:`local_contrast`: local standard deviation      [0, 0.5]
 ``"edges"``        :func:`sobel_edges`: Sobel gradient magnitude / 4     [0, sqrt(2)]
+``"deviation"``    :func:`colour_deviation`: blurred distance from the    [0, sqrt(3)]
+                   image's median (background) colour
 =================  ====================================================  ======================
 
 All take images (B, H, W, C) float in [0, 1] with C = 3 (RGB) or 1 (grey), and return float32
@@ -30,7 +32,15 @@ import numpy as np
 from camtutor.errors import ImageError
 from camtutor.inputs import check_images
 
-__all__ = ["BASELINES", "random_map", "centre_prior", "brightness", "local_contrast", "sobel_edges"]
+__all__ = [
+    "BASELINES",
+    "random_map",
+    "centre_prior",
+    "brightness",
+    "local_contrast",
+    "sobel_edges",
+    "colour_deviation",
+]
 
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
@@ -177,6 +187,33 @@ def sobel_edges(images: object, *, blur: float = 0.0) -> np.ndarray:
     return np.stack(out).astype(np.float32)
 
 
+def colour_deviation(images: object, *, blur: float = 6.0) -> np.ndarray:
+    """Blurred colour deviation: "the object is whatever differs from the background colour".
+
+    ``G * ||x(p) - m||_2``: the Euclidean distance of each pixel's colour from the image's median
+    colour ``m`` (per channel, over all pixels: the background's colour whenever the background
+    covers more than half the image), then a Gaussian blur ``G`` of sigma ``blur`` pixels. It knows
+    nothing about classes, yet on images with one object on a plain or noisy background it finds
+    the object far more often than brightness, contrast or edges: the strongest model-free map to
+    hold a CAM against on such data.
+
+    Args:
+        images: (B, H, W, C) float in [0, 1].
+        blur: Gaussian sigma in pixels, >= 0 (0 = no blur); the default 6 px smooths noise on 64 px images.
+
+    Returns:
+        (B, H, W) float32 in [0, sqrt(C)] (0 where the colour equals the median).
+    """
+    arr = _images(images)
+    blur = _check_sigma("blur", blur, zero_ok=True)
+    out = []
+    for img in arr:
+        median = np.median(img.reshape(-1, img.shape[-1]), axis=0)
+        distance = np.sqrt(np.sum((img - median) ** 2, axis=-1, dtype=np.float32)).astype(np.float32)
+        out.append(_gaussian(distance, blur))
+    return np.stack(out).astype(np.float32)
+
+
 #: Baseline name -> function ``images (B, H, W, C) -> maps (B, H, W)`` (default settings).
 BASELINES: dict[str, Callable[..., np.ndarray]] = {
     "random": random_map,
@@ -184,4 +221,5 @@ BASELINES: dict[str, Callable[..., np.ndarray]] = {
     "brightness": brightness,
     "contrast": local_contrast,
     "edges": sobel_edges,
+    "deviation": colour_deviation,
 }

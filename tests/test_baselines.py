@@ -24,13 +24,36 @@ def _argmax2d(m: np.ndarray) -> tuple[int, int]:
 
 @pytest.mark.parametrize("name", list(bl.BASELINES))
 def test_registry_shapes_and_dtypes(name):
-    assert list(bl.BASELINES) == ["random", "centre", "brightness", "contrast", "edges"]
+    assert list(bl.BASELINES) == ["random", "centre", "brightness", "contrast", "edges", "deviation"]
     images = np.random.default_rng(0).uniform(0, 1, (3, 20, 24, 3)).astype(np.float32)
     maps = bl.BASELINES[name](images)
     assert maps.shape == (3, 20, 24) and maps.dtype == np.float32
     assert np.isfinite(maps).all()
     grey = bl.BASELINES[name](images[..., :1])  # one grey channel works too
     assert grey.shape == (3, 20, 24)
+
+
+def test_colour_deviation_finds_a_dark_object_on_a_light_background():
+    # A dark 4x4 square on a light textured background: brightness peaks on the background,
+    # the deviation from the median (background) colour peaks on the square.
+    rng = np.random.default_rng(1)
+    img = np.clip(0.8 + 0.05 * rng.standard_normal((32, 32, 3)), 0, 1).astype(np.float32)
+    img[20:24, 4:8] = (0.1, 0.2, 0.6)
+    dev = bl.colour_deviation(img[None], blur=1.0)[0]
+    y, x = _argmax2d(dev)
+    assert 20 <= y < 24 and 4 <= x < 8
+    assert not (20 <= _argmax2d(bl.brightness(img[None])[0])[0] < 24 and 4 <= _argmax2d(bl.brightness(img[None])[0])[1] < 8)
+
+
+def test_colour_deviation_values_unblurred():
+    img = np.zeros((1, 3, 3, 3), np.float32)  # median colour black
+    img[0, 1, 1] = (1.0, 1.0, 1.0)
+    dev = bl.colour_deviation(img, blur=0)[0]
+    expected = np.zeros((3, 3), np.float32)
+    expected[1, 1] = np.sqrt(3.0)
+    np.testing.assert_allclose(dev, expected, rtol=1e-6)
+    with pytest.raises(ValueError):
+        bl.colour_deviation(img, blur=-1)
 
 
 def test_brightness_one_bright_pixel():
