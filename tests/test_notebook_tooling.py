@@ -72,15 +72,17 @@ def test_main_exit_codes_and_list(folder, capsys):
 @pytest.mark.parametrize(
     "result, code, shown",
     [
-        ((1.0, 1_000, []), 0, "01_gap.ipynb: 1.0 s, 1 kB, ok"),
-        ((1.0, 1_600_000, []), 1, "over the 1.50 MB limit"),
-        ((1.0, 1_000, ["cell 3: writes to stderr: 'W careful'"]), 1, "cell 3: writes to stderr"),
-        ((1.0, 1_000, ["execution failed: ZeroDivisionError"]), 1, "execution failed"),
+        ((1.0, 1_000, 5e8, []), 0, "01_gap.ipynb: 1.0 s, peak RSS 0.50 GB, 1 kB, ok"),
+        ((1.0, 1_600_000, 5e8, []), 1, "over the 1.50 MB limit"),
+        ((1.0, 1_000, 5e8, ["cell 3: writes to stderr: 'W careful'"]), 1, "cell 3: writes to stderr"),
+        ((1.0, 1_000, 5e8, ["execution failed: ZeroDivisionError"]), 1, "execution failed"),
+        ((121.0, 1_000, 5e8, []), 1, "over the course's 120 s budget"),
+        ((1.0, 1_000, 1.9e9, []), 1, "peak RSS 1.90 GB is over the course's 1.8 GB budget"),
     ],
 )
 def test_main_reports_time_size_and_fails_on_problems(folder, monkeypatch, capsys, result, code, shown):
     ran = []
-    monkeypatch.setattr(tool, "execute", lambda path, timeout: ran.append(path.name) or (result[0], result[1], list(result[2])))
+    monkeypatch.setattr(tool, "execute", lambda path, timeout: ran.append(path.name) or (*result[:3], list(result[3])))
     monkeypatch.setattr(tool.os, "environ", {"MPLBACKEND": "Agg"})
     assert tool.main(["--dir", str(folder), "01"]) == code
     assert ran == ["01_gap.ipynb"]

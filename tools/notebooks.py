@@ -9,8 +9,10 @@ Each notebook runs top to bottom in a fresh ``python3`` kernel whose working dir
 ``notebooks/``, with TensorFlow's logging quiet, oneDNN custom ops off (CPU results less machine
 dependent) and ``PYTHONHASHSEED=0``. No widget state and no per-cell timing metadata are stored,
 so re-running an unchanged notebook changes only what the code changes. The tool prints each
-notebook's run time and size and exits non-zero when a notebook raises, writes to stderr, or is
-larger than the size limit (1.5 MB): fix the notebook rather than strip the output.
+notebook's run time, its kernel's peak resident memory (RSS, polled every 0.1 s with psutil) and
+its size, and exits non-zero when a notebook raises, writes to stderr, is larger than the size
+limit (1.5 MB), or exceeds the course's budget on the machine it ran on (120 s, 1.8 GB peak RSS:
+Binder gives 2 GB): fix the notebook rather than strip the output or raise the budget.
 """
 
 from __future__ import annotations
@@ -22,12 +24,26 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-__all__ = ["MAX_BYTES", "NOTEBOOK_DIR", "KERNEL_ENV", "select", "problems", "execute", "main"]
+__all__ = [
+    "MAX_BYTES",
+    "MAX_SECONDS",
+    "MAX_RSS_BYTES",
+    "NOTEBOOK_DIR",
+    "KERNEL_ENV",
+    "select",
+    "problems",
+    "execute",
+    "main",
+]
 
 #: Default folder: the repository's ``notebooks/`` (this tool lives in ``tools/``, beside it; it is not part of the package).
 NOTEBOOK_DIR: Path = Path(__file__).resolve().parent.parent / "notebooks"
 #: Largest committed notebook, in bytes.
 MAX_BYTES: int = 1_500_000
+#: The course's run-time budget per notebook, on 2 cores.
+MAX_SECONDS: float = 120.0
+#: The course's memory budget per notebook: peak RSS of the kernel and its children (Binder gives 2 GB).
+MAX_RSS_BYTES: int = 1_800_000_000
 #: Environment the kernel runs with.
 KERNEL_ENV: dict[str, str] = {
     "TF_CPP_MIN_LOG_LEVEL": "3",
@@ -75,8 +91,42 @@ def problems(notebook) -> list[str]:
     return found
 
 
-def execute(path: Path, timeout: int = 600, kernel: str = "python3") -> tuple[float, int, list[str]]:
-    """Run one notebook in place: ``(seconds, size in bytes, problems)``.
+class _PeakRSS:
+    """Polls the summed RSS of this process's descendants (the kernel) in a thread; ``peak`` in bytes."""
+
+    def __init__(self, interval: float = 0.1):
+        import threading
+
+        self.peak = 0
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for child in me.children(recursive=True):
+                try:
+                    total += child.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+            self._stop.wait(self._interval)
+
+    def __enter__(self) -> "_PeakRSS":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def execute(path: Path, timeout: int = 600, kernel: str = "python3") -> tuple[float, int, int, list[str]]:
+    """Run one notebook in place: ``(seconds, size in bytes, peak kernel RSS in bytes, problems)``.
 
     On a cell error the notebook file is left unchanged and the error is the only problem.
     """
@@ -87,15 +137,17 @@ def execute(path: Path, timeout: int = 600, kernel: str = "python3") -> tuple[fl
     notebook = nbformat.read(path, as_version=4)
     runner = ExecutePreprocessor(timeout=timeout, kernel_name=kernel, store_widget_state=False, record_timing=False)
     start = time.perf_counter()
-    try:
-        runner.preprocess(notebook, {"metadata": {"path": str(path.parent)}})
-    except CellExecutionError as error:
-        message = str(error).strip().splitlines()
-        return time.perf_counter() - start, path.stat().st_size, [f"execution failed: {message[-1] if message else error}"]
+    with _PeakRSS() as memory:
+        try:
+            runner.preprocess(notebook, {"metadata": {"path": str(path.parent)}})
+        except CellExecutionError as error:
+            message = str(error).strip().splitlines()
+            failure = f"execution failed: {message[-1] if message else error}"
+            return time.perf_counter() - start, path.stat().st_size, memory.peak, [failure]
     seconds = time.perf_counter() - start
     notebook.metadata.pop("widgets", None)
     nbformat.write(notebook, path)
-    return seconds, path.stat().st_size, problems(notebook)
+    return seconds, path.stat().st_size, memory.peak, problems(notebook)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -127,11 +179,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     limit = int(args.max_mb * 1e6)
     failed = 0
     for path in paths:
-        seconds, size, found = execute(path, timeout=args.timeout)
+        seconds, size, peak, found = execute(path, timeout=args.timeout)
         if size > limit:
             found.append(f"{size / 1e6:.2f} MB is over the {limit / 1e6:.2f} MB limit: use smaller figures")
+        if seconds > MAX_SECONDS:
+            found.append(f"{seconds:.0f} s is over the course's {MAX_SECONDS:.0f} s budget")
+        if peak > MAX_RSS_BYTES:
+            found.append(f"peak RSS {peak / 1e9:.2f} GB is over the course's {MAX_RSS_BYTES / 1e9:.1f} GB budget")
         status = "ok" if not found else "FAILED"
-        print(f"{path.name}: {seconds:.1f} s, {size / 1e3:.0f} kB, {status}")
+        print(f"{path.name}: {seconds:.1f} s, peak RSS {peak / 1e9:.2f} GB, {size / 1e3:.0f} kB, {status}")
         for message in found:
             print(f"    {message}")
         failed += bool(found)
