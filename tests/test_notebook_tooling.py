@@ -137,6 +137,55 @@ def test_pyproject_declares_every_package():
     assert any("weights" in pattern for pattern in config["tool"]["setuptools"]["package-data"]["camtutor"])
 
 
+#: Import name -> distribution name, where they differ.
+_DISTRIBUTION = {"cv2": "opencv-python-headless", "skimage": "scikit-image", "PIL": "pillow", "IPython": "ipython"}
+
+
+def _declared_distributions(config) -> set[str]:
+    import re
+
+    names = set()
+    for requirement in config["project"]["dependencies"]:
+        names.add(re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0].strip().lower())
+    return names
+
+
+def test_pyproject_declares_every_third_party_import():
+    import ast
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    declared = _declared_distributions(config)
+    imported = set()
+    for path in (ROOT / "camtutor").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = {name for name in imported if name not in sys.stdlib_module_names and name != "camtutor"}
+    assert "cv2" in third_party and "numpy" in third_party  # the scan sees imports
+    missing = {name for name in third_party if _DISTRIBUTION.get(name, name).lower() not in declared}
+    # tensorflow is declared under a platform marker as tensorflow-cpu or tensorflow
+    missing -= {"tensorflow"} if {"tensorflow", "tensorflow-cpu"} & declared else set()
+    assert not missing, f"declare {sorted(missing)} in pyproject's dependencies"
+
+
+def test_one_version_and_a_license():
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "version" not in config["project"] and "version" in config["project"]["dynamic"]
+    assert config["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "camtutor.__version__"}
+    license_text = (ROOT / "LICENSE").read_text()
+    assert config["project"]["license"] == {"text": "MIT"} and license_text.startswith("MIT License")
+
+
 # --------------------------------------------------------------------------- every notebook
 def test_there_are_notebooks():
     assert {"00_start_here.ipynb", "01_global_average_pooling.ipynb", "02_cam_weights.ipynb"} <= {p.name for p in NOTEBOOKS}
