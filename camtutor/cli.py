@@ -73,15 +73,18 @@ class (--class):
   3,0,cat         one class per image, in the order of the images
 
 examples:
-  camtutor explain photo.jpg --model faces                 # bundled face / not-face model
+  camtutor explain photo.jpg --model faces                 # bundled face / not-face teaching model*
   camtutor explain *.png --model faces --method cam --out maps/
   camtutor explain cat.jpg --model net.keras --preprocess mobilenet_v2 --layer out_relu
   (without --model, the bundled 'shapes' model: it only knows circles, squares, triangles)
+  * 'faces' learnt from 25-px grey LFW crops: it calls many photos 'face' (scikit-image's
+    cat 0.85, rocket 0.77, coffee cup 1.00); practise reading maps with it, not detecting faces.
 """
 
 _DEFAULT_MODEL_NOTE = (
     "note: no --model given, so this is the bundled 'shapes' model, which only knows circles, squares and "
-    "triangles; for your own photos pass --model faces (face / not face) or --model your_model.keras"
+    "triangles; for your own photos pass --model your_model.keras, or --model faces (face / not face: a small "
+    "teaching model trained on 25-px grey LFW crops, which calls many non-face photos 'face')"
 )
 
 
@@ -174,12 +177,36 @@ def _check_image_files(paths: Sequence[Path]) -> None:
     """Every image path is a regular, non-empty file whose header is readable and within the pixel limit.
 
     :func:`camtutor.images.check_image_file` reads only the header (no pixels, no TensorFlow), so a
-    decompression bomb or a FIFO is refused before the model loads.
+    decompression bomb or a FIFO is refused before the model loads. A file whose header Pillow does
+    not recognise (not an image at all, or a format only OpenCV reads) is decoded now, also without
+    TensorFlow, so that an undecodable file is refused at once rather than after the model loads.
     """
-    from camtutor.images import check_image_file
+    from camtutor.images import check_image_file, load_image
 
     for path in paths:
-        check_image_file(path)
+        if check_image_file(path) is None:
+            load_image(path)
+
+
+def _check_model_name(model: str) -> None:
+    """Refuse a model that is neither a bundled name nor a path, before TensorFlow starts (seconds).
+
+    The same rule as :func:`camtutor.loading.is_model_path` (a slash or a dot makes a path; a bare
+    name that exists in the working directory is a path too), read without importing Keras.
+    """
+    import difflib
+
+    from camtutor.errors import ModelError
+
+    bundled = _bundled_models()
+    if any(mark in model for mark in ("/", "\\", ".")) or model in bundled or Path(model).expanduser().exists():
+        return
+    close = difflib.get_close_matches(model, list(bundled), n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    raise ModelError(
+        f"unknown model {model!r}: not a bundled model ({', '.join(bundled)}) and not a path; {hint}"
+        "pass a bundled name or the path of a .keras file"
+    )
 
 
 def _read_labels(path: str, num_classes: int) -> tuple[str, ...]:
@@ -341,6 +368,7 @@ def _plan(args: argparse.Namespace) -> _Plan:
         raise CamTutorError(f"--top must be at least 1, got {args.top}")
     if not 0.0 <= args.alpha <= 1.0:
         raise CamTutorError(f"--alpha must be in [0, 1], got {args.alpha}")
+    _check_model_name(args.model)
     paths = [Path(p).expanduser() for p in args.images]
     _check_image_files(paths)
     if args.labels:  # a missing file or a FIFO is refused now, before TensorFlow starts
@@ -353,6 +381,7 @@ def _plan(args: argparse.Namespace) -> _Plan:
     try:
         outputs = _output_paths(paths, out, args.method)
         _check_outputs(outputs)
+        print(f"loading TensorFlow and model '{args.model}'...", flush=True)  # the next step takes seconds
         model, names, classes = _check_model(args, target, len(paths))
     except BaseException:
         _remove_folders(created)
@@ -409,10 +438,18 @@ def _write_temporary(output: Path, rgb: np.ndarray) -> Path:
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(encoded.tobytes())
+            os.fchmod(file.fileno(), 0o666 & ~_umask())  # mkstemp makes 0600; a plain file would follow the umask
     except OSError as exc:
         Path(name).unlink(missing_ok=True)
         raise CamTutorError(f"could not write '{output}': {exc.strerror or exc}; check the --out folder") from None
     return Path(name)
+
+
+def _umask() -> int:
+    """The process's file-creation mask (read by setting it and setting it back; the command is single-threaded)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _batches(plan: _Plan) -> Iterator[slice]:
@@ -477,6 +514,7 @@ def run_explain(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- layers, models
 def run_layers(args: argparse.Namespace) -> int:
     """``camtutor layers MODEL``: the feature-map layers with output shapes; default, CAM and 1x1 layers marked."""
+    _check_model_name(args.model)  # before the imports below start TensorFlow
     from camtutor.errors import CamTutorError
     from camtutor.layers import (
         conv_layers, default_layer, find_layer, gap_dense_head, is_spatial, layer_name, output_info,

@@ -47,7 +47,8 @@ BUNDLED: dict[str, str] = {
     "shapes-flat": "Flatten classifier (circle / square / triangle), 64x64 RGB input, last_conv 8x8x8; Grad-CAM only",
     "shapes-random-labels": "the shapes GAP classifier trained on shuffled labels (memorised, chance on new images); "
     "sanity check",
-    "faces": "frozen nested conv backbone + GAP -> Dense head, face / not face, 64x64 RGB input; CAM + Grad-CAM",
+    "faces": "frozen nested conv backbone + GAP -> Dense head, face / not face, 64x64 RGB input; CAM + Grad-CAM; "
+    "a teaching model from 25-px grey LFW crops: it calls many non-face photos 'face'",
 }
 
 _CLASS_NAMES: dict[str, tuple[str, ...]] = {

@@ -4,6 +4,7 @@ printed, layers and models listed, help texts. Bad input is in test_bad_input.py
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 try:
@@ -68,6 +69,25 @@ def _expected_overlay(model_path: Path, image_path: Path, class_index: int, alph
     return ct.overlay(image, heat, alpha=alpha)
 
 
+def _report_lines(capsys) -> list[str]:
+    """The lines ``explain`` printed, without its first line 'loading TensorFlow and model ...'."""
+    lines = capsys.readouterr().out.splitlines()
+    assert lines and lines[0].startswith("loading TensorFlow and model '"), lines[:1]
+    return lines[1:]
+
+
+def test_output_files_follow_the_umask(setup):
+    d, model_path, paths = setup
+    for mask, mode in ((0o022, 0o644), (0o077, 0o600), (0o002, 0o664)):
+        previous = os.umask(mask)
+        try:
+            out = d / f"out_umask_{mask:o}"
+            assert main(["explain", str(paths[0]), "--model", str(model_path), "--out", str(out)]) == 0
+        finally:
+            os.umask(previous)
+        assert stat.S_IMODE((out / "halves_gradcam.png").stat().st_mode) == mode, oct(mask)
+
+
 def test_explain_writes_rgb_overlays_at_the_image_size(setup, capsys):
     d, model_path, paths = setup
     out = d / "out_alpha0"
@@ -77,7 +97,7 @@ def test_explain_writes_rgb_overlays_at_the_image_size(setup, capsys):
     assert written.shape == (50, 40, 3)
     assert tuple(written[0, 0]) == (255, 0, 0) and tuple(written[0, -1]) == (0, 0, 255)
     assert _read_rgb(out / "noise_gradcam.png").shape == (70, 90, 3)
-    lines = capsys.readouterr().out.splitlines()
+    lines = _report_lines(capsys)
     assert lines[0].startswith(f"[1/2] {paths[0]} -> {out / 'halves_gradcam.png'}")
     assert lines[2].startswith(f"[2/2] {paths[1]} -> {out / 'noise_gradcam.png'}")
     assert lines[1].lstrip().startswith("top: ") and lines[1].count("|") == 2
@@ -107,12 +127,13 @@ def test_top_class_names_per_image_classes_and_unique_names(setup, capsys):
     text = capsys.readouterr().out
     names = ("cat", "dog", "bird")
     for i, row in enumerate(probabilities):
-        assert f"explained class {row.argmax()} {names[row.argmax()]!r}" in text.splitlines()[2 * i]
+        report = text.splitlines()[1:]  # after 'loading TensorFlow and model ...'
+        assert f"explained class {row.argmax()} {names[row.argmax()]!r}" in report[2 * i]
     assert sorted(p.name for p in out.iterdir()) == ["halves-2_gradcam.png", "halves_gradcam.png", "noise_gradcam.png"]
     out2 = d / "out_list"
     argv = ["explain", *map(str, paths[:2]), "--model", str(model_path), "--out", str(out2), "--class", "bird,0"]
     assert main(argv + labels) == 0
-    lines = capsys.readouterr().out.splitlines()
+    lines = _report_lines(capsys)
     assert "explained class 2 'bird'" in lines[0] and "explained class 0 'cat'" in lines[2]
 
 
@@ -191,7 +212,8 @@ def test_console_script_is_declared_and_python_m_runs(setup):
     )
     assert run.returncode == 0, run.stderr
     assert (d / "out_sub" / "halves_gradcam.png").is_file()
-    assert run.stdout.startswith("[1/1]")
+    assert run.stdout.splitlines()[0] == f"loading TensorFlow and model '{model_path}'..."
+    assert run.stdout.splitlines()[1].startswith("[1/1]")
     bad = subprocess.run([sys.executable, "-m", "camtutor", "layers", str(d / "nope.keras")],
                          capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode == 1 and bad.stderr.startswith("camtutor: error: no such model file")

