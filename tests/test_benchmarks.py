@@ -76,3 +76,14 @@ def test_the_keras_example_reimplementation_divides_by_the_max_before_relu():
     np.testing.assert_array_equal(heatmap_one_image(image, model, "conv", 0), 0.0)
     np.testing.assert_allclose(heatmap_one_image(image, model, "conv", 1), 1.0)
     assert np.isnan(heatmap_one_image(np.zeros_like(image), model, "conv", 1)).all()
+
+
+def test_startup_benchmark_measures_its_four_targets():
+    """Smoke test: one round; the ratios are reported, not asserted (speed lives in the benchmarks)."""
+    from benchmarks import bench_startup
+
+    result = bench_startup.run(repeats=1, log=lambda _: None)
+    assert len(result["targets"]) == 4
+    assert all(measured.endswith("x") and isinstance(passed, bool) for _, measured, _, passed in result["targets"])
+    assert all(seconds > 0 for seconds in result["seconds"].values())
+    assert "| target | measured | detail | result |" in bench_startup.markdown(result)
