@@ -321,11 +321,32 @@ def _remove_folders(created: Sequence[Path]) -> None:
             folder.rmdir()  # only if still empty
 
 
-def _check_outputs(outputs: Sequence[Path]) -> None:
-    """Nothing but a regular file (replaced) may sit at an output path: a folder in the way is an error."""
+#: What ``tempfile.mkstemp`` adds around an output's name: ".<name>." + 8 random characters + ".tmp".
+_TEMPORARY_EXTRA_BYTES = len(".") + len(".") + 8 + len(".tmp")
+
+
+def _name_max(folder: Path) -> int:
+    """The longest file name (bytes) the folder's file system takes; 255 where it does not say."""
+    try:
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):  # pragma: no cover - Windows, or an unusual file system
+        return 255
+
+
+def _check_outputs(paths: Sequence[Path], outputs: Sequence[Path]) -> None:
+    """Every output name fits the folder's file system, and nothing but a regular file (replaced) sits at an
+    output path (a folder in the way is an error). Checked before the model loads."""
     from camtutor.errors import CamTutorError
 
-    for output in outputs:
+    for path, output in zip(paths, outputs):
+        limit = _name_max(output.parent)
+        size = len(os.fsencode(output.name)) + _TEMPORARY_EXTRA_BYTES
+        if size > limit:
+            raise CamTutorError(
+                f"the input '{path}' has too long a name for its overlay: '{output.name}' and its temporary "
+                f"file need {size} bytes, over the {limit}-byte limit of file names in '{output.parent}'; "
+                "rename or copy the image to a shorter name"
+            )
         if os.path.lexists(output) and not output.is_file():
             kind = "a folder" if output.is_dir() else "something that is not a regular file"
             raise CamTutorError(
@@ -380,7 +401,7 @@ def _plan(args: argparse.Namespace) -> _Plan:
     created = _make_out_folder(out)
     try:
         outputs = _output_paths(paths, out, args.method)
-        _check_outputs(outputs)
+        _check_outputs(paths, outputs)
         print(f"loading TensorFlow and model '{args.model}'...", flush=True)  # the next step takes seconds
         model, names, classes = _check_model(args, target, len(paths))
     except BaseException:

@@ -94,7 +94,8 @@ def overlay(
     ``max_side=None`` for the full size (memory grows with it).
 
     Raises:
-        camtutor.CamTutorError: ``alpha`` outside [0, 1] or NaN, a heatmap that is not 2-D or is empty.
+        camtutor.CamTutorError: ``alpha`` outside [0, 1] or NaN, a heatmap that is not 2-D, is empty or
+            holds NaN or inf (refused, never drawn blank).
     """
     alpha = check_alpha(alpha)
     heat = np.asarray(heatmap, dtype=np.float32)

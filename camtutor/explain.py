@@ -486,7 +486,38 @@ def _targets(ex: _Explainer, images: np.ndarray, class_index: ClassIndex, class_
 
 def _run(function: Callable, images: np.ndarray, classes: np.ndarray | None):
     args = (images,) if classes is None else (images, classes)
-    return surgery.run(function, *args)
+    return _finite(surgery.run(function, *args), len(images))
+
+
+def _nonfinite_rows(outputs, batch: int) -> list[int] | None:
+    """Indices of the images whose outputs hold NaN or inf ([] for a problem not tied to a row); None if all finite."""
+    rows: set[int] = set()
+    found = False
+    for tensor in tf.nest.flatten(outputs):
+        if not tensor.dtype.is_floating or bool(tf.reduce_all(tf.math.is_finite(tensor))):
+            continue
+        found = True
+        values = np.asarray(tensor)
+        if values.ndim and values.shape[0] == batch:
+            rows |= set(np.flatnonzero(~np.isfinite(values.reshape(batch, -1)).all(axis=1)).tolist())
+    return sorted(rows) if found else None
+
+
+def _finite(outputs, batch: int):
+    """``outputs`` unchanged when every float value is finite; a ModelError naming the images otherwise.
+
+    NaN or inf in a map, a gradient or a score is never drawn or returned: it comes from the model (NaN
+    weights, a diverged training run, an input far outside its range), never from the CAM arithmetic.
+    """
+    rows = _nonfinite_rows(outputs, batch)
+    if rows is not None:
+        where = f" for image(s) {rows[:10]}" if rows else ""
+        raise ModelError(
+            f"the model's scores, activations or gradients are NaN or inf{where}, so no map can be drawn; "
+            "check the model's weights (a diverged training run?) and that the images are scaled as the model "
+            "expects (camtutor.class_probabilities(model, images) shows which scores are not finite)"
+        )
+    return outputs
 
 
 def gradients(
@@ -615,7 +646,14 @@ def class_probabilities(model: keras.Model, images: np.ndarray) -> np.ndarray:
     """The model's class probabilities (B, C), computed the way camtutor reads the output (sigmoid -> 2 classes)."""
     ex = explainer(model)
     images = check_images(images, ex.input_shape, model=ex.model)
-    return read_scores(ex.info, model(images, training=False), pre_activation=False)[1].numpy()
+    probabilities = read_scores(ex.info, model(images, training=False), pre_activation=False)[1]
+    rows = _nonfinite_rows(probabilities, len(images))
+    if rows is not None:
+        raise ModelError(
+            f"the model's output is NaN or inf for image(s) {rows[:10]}: check its weights (a diverged training "
+            "run?) and that the images are scaled as the model expects"
+        )
+    return probabilities.numpy()
 
 
 def _smooth_spec(smooth) -> tuple[int, float, int] | None:

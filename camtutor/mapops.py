@@ -52,13 +52,23 @@ def normalize(maps: np.ndarray) -> np.ndarray:
     ``m' = (m - min m) / (max m - min m)`` per map, over the last two axes. A constant map
     (``max - min`` at most 1e-7 of ``max(|min|, |max|)``, all zeros included) becomes all 0, never NaN,
     so an empty explanation looks empty instead of all red. float32 in and out (any input is converted
-    to float32 first); NaN in a map makes that map NaN.
+    to float32 first).
 
     Raises:
-        camtutor.CamTutorError: an empty array, or fewer than 2 dimensions.
+        camtutor.CamTutorError: an empty array, fewer than 2 dimensions, or NaN / inf in a map (a map
+            that cannot be scaled is refused, never drawn blank).
     """
     check_shape(tuple(np.shape(maps)), "normalize")
     m = np.asarray(maps, dtype=np.float32)
+    finite = np.isfinite(m)
+    if not finite.all():
+        flat = finite.reshape(-1, *m.shape[-2:]).all(axis=(-2, -1))
+        which = np.argwhere(~flat.reshape(m.shape[:-2])).tolist() if m.ndim > 2 else []
+        raise CamTutorError(
+            f"normalize got NaN or inf values{f' in maps {which[:10]}' if which else ''}; such a map cannot be "
+            "scaled or drawn: it comes from non-finite model scores or activations (check the model's weights "
+            "and the images' scaling)"
+        )
     low = m.min(axis=(-2, -1), keepdims=True)
     high = m.max(axis=(-2, -1), keepdims=True)
     spread = high - low

@@ -284,3 +284,63 @@ def test_cli_fails_with_one_line_and_writes_nothing(ctx, capfd, case, argv):
 def test_cli_debug_shows_the_traceback(ctx):
     with pytest.raises(ct.ModelError):
         main(_explain(ctx, ctx.files["good"], model="keras_text", extra=("--debug",)))
+
+
+# --------------------------------------------------------------------------- non-finite models and maps
+def _nan_model(first_image_only: bool = False) -> keras.Model:
+    """A GAP -> Dense classifier whose scores are NaN: for every image (NaN Dense weights), or only for
+    images with a pixel equal to 1 (``log(1 - x)`` at the input)."""
+    inputs = keras.Input((16, 16, 3))
+    x = inputs
+    if first_image_only:  # log(1 - x) is -inf where a pixel is 1: only such images get non-finite features
+        x = keras.layers.Lambda(lambda t: keras.ops.log(1.0 - t), name="log")(x)
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="feat")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(3, activation="softmax", name="predictions")(x)
+    model = keras.Model(inputs, outputs)
+    if not first_image_only:
+        kernel, bias = model.get_layer("predictions").get_weights()
+        model.get_layer("predictions").set_weights([np.full_like(kernel, np.nan), bias])
+    return model
+
+
+@pytest.mark.parametrize("method", ct.methods.METHODS)
+def test_a_model_with_nan_scores_gives_an_error_for_every_method_never_a_map(method):
+    model = _nan_model()
+    images = np.random.default_rng(0).uniform(0, 0.5, (2, 16, 16, 3)).astype(np.float32)
+    with pytest.raises(ct.ModelError, match="NaN or inf"):
+        ct.heatmap(model, images, 0, method=method)
+
+
+def test_nonfinite_scores_name_the_images_and_class_probabilities_refuses_them():
+    model = _nan_model(first_image_only=True)
+    images = np.random.default_rng(0).uniform(0, 0.5, (3, 16, 16, 3)).astype(np.float32)
+    images[1, 0, 0, 0] = 1.0  # only image 1 makes the model's features NaN
+    with pytest.raises(ct.ModelError, match=r"image\(s\) \[1\]"):
+        ct.class_probabilities(model, images)
+    with pytest.raises(ct.ModelError, match=r"image\(s\) \[1\]"):
+        ct.grad_cam(model, images, 0)
+    assert np.isfinite(ct.grad_cam(model, images[[0, 2]], 0)).all()  # the other images are fine
+
+
+def test_normalize_and_overlay_refuse_nan_and_inf_maps():
+    maps = np.ones((3, 4, 4), np.float32)
+    maps[1, 2, 2] = np.nan
+    maps[2, 0, 0] = np.inf
+    with pytest.raises(ct.CamTutorError, match=r"maps \[\[1\], \[2\]\]"):
+        ct.normalize(maps)
+    with pytest.raises(ct.CamTutorError, match="NaN or inf"):
+        ct.overlay(np.zeros((8, 8, 3), np.float32), maps[1])
+    assert np.array_equal(ct.normalize(maps[0]), np.zeros((4, 4), np.float32))  # finite maps as before
+
+
+def test_cli_on_a_nan_model_fails_with_one_line_and_writes_nothing(tmp_path, capfd):
+    model_path = tmp_path / "nan.keras"
+    _nan_model().save(model_path)
+    image = tmp_path / "img.png"
+    cv2.imwrite(str(image), np.full((16, 16, 3), 40, np.uint8))
+    out = tmp_path / "out"
+    assert main(["explain", str(image), "--model", str(model_path), "--out", str(out)]) == 1
+    err = capfd.readouterr().err
+    assert err.startswith("camtutor: error: the model's output is NaN or inf") and len(err.splitlines()) == 1
+    assert not out.exists()

@@ -481,7 +481,7 @@ def test_help_models_and_usage_errors_never_import_tensorflow(argv):
     assert int(result[1]) in (0, 1, 2)
 
 
-def test_a_misspelt_model_and_an_undecodable_image_are_refused_before_tensorflow(tmp_path):
+def test_a_misspelt_model_an_undecodable_image_and_a_too_long_name_are_refused_before_tensorflow(tmp_path):
     """Checked before TensorFlow starts (how much time that saves: benchmarks.bench_startup)."""
     import cv2
 
@@ -489,7 +489,10 @@ def test_a_misspelt_model_and_an_undecodable_image_are_refused_before_tensorflow
     cv2.imwrite(str(image), np.zeros((8, 8, 3), np.uint8))
     junk = tmp_path / "junk.png"
     junk.write_bytes(b"this is not an image at all")
+    long_name = tmp_path / ("x" * 240 + ".png")  # a legal name whose overlay name is not: x..x_gradcam.png + temp
+    long_name.write_bytes(image.read_bytes())
     cases = [
+        (["explain", str(long_name), "--out", str(tmp_path / "o")], "has too long a name for its overlay"),
         (["explain", str(image), "--model", "face", "--out", str(tmp_path / "o")], "did you mean 'faces'?"),
         (["layers", "shapez"], "did you mean 'shapes'?"),
         (["explain", str(junk), "--model", "faces", "--out", str(tmp_path / "o")], "could not decode"),
