@@ -29,7 +29,7 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from camtutor.errors import ImageError
+from camtutor.errors import CamTutorError, ImageError
 from camtutor.inputs import check_images
 
 __all__ = [
@@ -62,11 +62,28 @@ def _luma(arr: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(arr @ _LUMA, dtype=np.float32)
 
 
-def _check_sigma(name: str, value: object, *, zero_ok: bool) -> float:
+#: Largest image OpenCV may build while blurring, in pixels: the image padded by 4 sigma on every side.
+MAX_BLUR_PIXELS = 64_000_000
+
+
+def _check_sigma(name: str, value: object, *, zero_ok: bool, images: np.ndarray | None = None) -> float:
+    """A finite number >= 0 (> 0 unless ``zero_ok``); with ``images``, a blur width in pixels whose padded image
+    ``(H + 8 sigma) x (W + 8 sigma)`` stays within :data:`MAX_BLUR_PIXELS` (past the image's size the map is
+    nearly flat anyway; an absurd width would otherwise make OpenCV fail to allocate)."""
     ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
     if not ok or not np.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
         bound = ">= 0" if zero_ok else "> 0"
-        raise ValueError(f"{name} must be a number {bound}, got {value!r}.")
+        raise CamTutorError(f"{name} must be a number {bound}, got {value!r}.")
+    if images is not None:
+        h, w = images.shape[1:3]
+        if (h + 8.0 * value) * (w + 8.0 * value) > MAX_BLUR_PIXELS:
+            side = max(h, w)
+            limit = max(0.0, (np.sqrt(MAX_BLUR_PIXELS) - side) / 8.0)
+            raise CamTutorError(
+                f"{name}={value!r} pixels is far wider than the images ({h} x {w}): blurring would pad each one "
+                f"beyond {MAX_BLUR_PIXELS:,} pixels; pass {name} <= {limit:.0f} (a blur wider than the image "
+                "gives a nearly flat map)"
+            )
     return float(value)
 
 
@@ -90,13 +107,13 @@ def random_map(images: object, *, seed: int = 0, size: int | Sequence[int] | Non
     """
     arr = _images(images)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"seed must be an integer, got {seed!r}.")
+        raise CamTutorError(f"seed must be an integer, got {seed!r}.")
     if size is None:
         h, w = arr.shape[1:3]
     else:
         hw = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
         if len(hw) != 2 or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1 for v in hw):
-            raise ValueError(f"size must be an int >= 1 or a pair (h, w) of them, got {size!r}.")
+            raise CamTutorError(f"size must be an int >= 1 or a pair (h, w) of them, got {size!r}.")
         h, w = (int(v) for v in hw)
     rng = np.random.default_rng(int(seed))
     return rng.random((arr.shape[0], h, w), dtype=np.float32)
@@ -136,7 +153,7 @@ def brightness(images: object, *, blur: float = 2.0) -> np.ndarray:
         (B, H, W) float32 luma (BT.601) in [0, 1], Gaussian-blurred.
     """
     arr = _images(images)
-    blur = _check_sigma("blur", blur, zero_ok=True)
+    blur = _check_sigma("blur", blur, zero_ok=True, images=arr)
     return np.stack([_gaussian(y, blur) for y in _luma(arr)]).astype(np.float32)
 
 
@@ -154,7 +171,7 @@ def local_contrast(images: object, *, radius: float = 2.0) -> np.ndarray:
         (B, H, W) float32 in [0, 0.5] (0 on flat regions).
     """
     arr = _images(images)
-    radius = _check_sigma("radius", radius, zero_ok=False)
+    radius = _check_sigma("radius", radius, zero_ok=False, images=arr)
     out = []
     for y in _luma(arr).astype(np.float64):  # float64: E[L^2] - E[L]^2 cancels badly in float32
         mean = _gaussian(y, radius)
@@ -177,7 +194,7 @@ def sobel_edges(images: object, *, blur: float = 0.0) -> np.ndarray:
         (B, H, W) float32 in [0, sqrt(2)].
     """
     arr = _images(images)
-    blur = _check_sigma("blur", blur, zero_ok=True)
+    blur = _check_sigma("blur", blur, zero_ok=True, images=arr)
     out = []
     for y in _luma(arr):
         y = _gaussian(y, blur)
@@ -205,7 +222,7 @@ def colour_deviation(images: object, *, blur: float = 6.0) -> np.ndarray:
         (B, H, W) float32 in [0, sqrt(C)] (0 where the colour equals the median).
     """
     arr = _images(images)
-    blur = _check_sigma("blur", blur, zero_ok=True)
+    blur = _check_sigma("blur", blur, zero_ok=True, images=arr)
     out = []
     for img in arr:
         median = np.median(img.reshape(-1, img.shape[-1]), axis=0)

@@ -182,3 +182,16 @@ def test_baselines_module_does_not_import_tensorflow():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("call", [
+    lambda x: bl.local_contrast(x, radius=1e6),
+    lambda x: bl.brightness(x, blur=1e9),
+    lambda x: bl.sobel_edges(x, blur=1e9),
+    lambda x: bl.colour_deviation(x, blur=1e4),
+])
+def test_an_absurd_blur_is_refused_before_opencv_allocates(call):
+    images = np.zeros((1, 32, 24, 3), np.float32)
+    with pytest.raises(CamTutorError, match="far wider than the images"):
+        call(images)
+    assert bl.colour_deviation(images, blur=990).shape == (1, 32, 24)  # within the budget: computed
