@@ -50,6 +50,16 @@ def check_model(model: object) -> keras.Model:
             f"model {model.name!r} has {len(inputs)} inputs and {len(outputs)} outputs; camtutor explains "
             "classifiers with one image input (B, H, W, C) and one output (B, num_classes)"
         )
+    try:
+        structure = model.output
+    except (AttributeError, ValueError):  # pragma: no cover - outputs exist, so output does too
+        structure = None
+    if isinstance(structure, dict):
+        key = next(iter(structure))
+        raise ModelError(
+            f"model {model.name!r} returns a dict ({{{key!r}: ...}}), not one tensor of class scores; explain "
+            f"keras.Model(model.inputs, model.outputs[0]) instead (the same layers and weights, one output)"
+        )
     if len(inputs[0].shape) != 4 or len(outputs[0].shape) != 2:
         raise ModelError(
             f"model {model.name!r} maps {tuple(inputs[0].shape)} to {tuple(outputs[0].shape)}; camtutor explains "

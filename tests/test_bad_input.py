@@ -344,3 +344,16 @@ def test_cli_on_a_nan_model_fails_with_one_line_and_writes_nothing(tmp_path, cap
     err = capfd.readouterr().err
     assert err.startswith("camtutor: error: the model's output is NaN or inf") and len(err.splitlines()) == 1
     assert not out.exists()
+
+
+def test_a_model_with_a_dict_output_is_refused_with_the_one_line_wrap():
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, name="feat")(inputs))
+    model = keras.Model(inputs, {"probs": keras.layers.Dense(3, activation="softmax")(x)})
+    images = np.zeros((2, 16, 16, 3), np.float32)
+    for call in (lambda: ct.heatmap(model, images, 0), lambda: ct.heatmap(model, images, 0, method="scorecam"),
+                 lambda: ct.class_probabilities(model, images)):
+        with pytest.raises(ct.ModelError, match=r"keras.Model\(model.inputs, model.outputs\[0\]\)"):
+            call()
+    wrapped = keras.Model(model.inputs, model.outputs[0])
+    assert ct.heatmap(wrapped, images, 0).shape == (2, 14, 14)
