@@ -227,3 +227,31 @@ def test_committed_outputs_are_clean_and_small(path):
     assert tool.problems(nb) == []
     assert "widgets" not in nb.metadata, "saved widget state: execute with store_widget_state=False"
     assert path.stat().st_size <= tool.MAX_BYTES
+
+
+#: Longest code line: a website column at 1366 px shows this many characters without scrolling sideways.
+MAX_CODE_LINE = 88
+#: A printed number this small is rounding noise (it changes with the CPU or the thread count).
+NOISE = re.compile(r"\d\.\d+e-(?:0[5-9]|[1-9]\d)")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_code_lines_fit_the_website_column(path):
+    long = [
+        (index, len(line))
+        for index, cell in enumerate(_read(path).cells)
+        if cell.cell_type == "code"
+        for line in cell.source.splitlines()
+        if len(line) > MAX_CODE_LINE
+    ]
+    assert not long, f"(cell, length) of code lines over {MAX_CODE_LINE} characters: {long[:10]}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_printed_number_below_its_noise_floor(path):
+    noisy = []
+    for index, cell in enumerate(_read(path).cells):
+        for output in cell.get("outputs", []):
+            text = str(output.get("text", "")) + str(output.get("data", {}).get("text/plain", ""))
+            noisy += [(index, found) for found in NOISE.findall(text)]
+    assert not noisy, f"(cell, number) printed at the noise level; print a bound such as '< 1e-5': {noisy[:10]}"
