@@ -72,14 +72,21 @@ def _references(model, images, classes, layer):
     plusplus = np.maximum(np.einsum("bhwk,bk->bhw", a, (alpha * np.maximum(g, 0)).sum(axis=(1, 2))), 0)
     layercam = np.maximum((np.maximum(g, 0) * a).sum(-1), 0)
 
+    import keras
+
+    logits_model = keras.models.clone_model(model)  # Algorithm 1 of Wang et al.: the logit increase
+    logits_model.set_weights(model.get_weights())
+    logits_model.layers[-1].activation = keras.activations.linear
+
     def score_cam(n):
-        baseline = model(np.zeros((1, *images.shape[1:]), np.float32), training=False).numpy()[0]
+        baseline = logits_model(np.zeros((1, *images.shape[1:]), np.float32), training=False).numpy()[0]
         maps = []
         for b in range(n):
             up = tf.image.resize(np.moveaxis(a[b], -1, 0)[..., None], images.shape[1:3]).numpy()[..., 0]
             low, high = up.min(axis=(1, 2), keepdims=True), up.max(axis=(1, 2), keepdims=True)
             masks = np.where(high > low, (up - low) / np.where(high > low, high - low, 1), 0)
-            p = model.predict(images[b][None] * masks[..., None], verbose=0, batch_size=len(masks))[:, classes[b]]
+            p = logits_model.predict(images[b][None] * masks[..., None], verbose=0,
+                                     batch_size=len(masks))[:, classes[b]]
             increase = p - baseline[classes[b]]
             w = np.exp(increase - increase.max())
             maps.append(np.maximum((a[b] * (w / w.sum())).sum(-1), 0))

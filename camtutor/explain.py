@@ -321,29 +321,31 @@ class _Explainer:
 
         return self._cached(("forward", layer), build)
 
+    def _scores_of(self, score: str) -> Callable:
+        """The uncompiled images -> scores (B, C): logits (``score="logit"``) or class probabilities."""
+
+        def scores_of(images):
+            if score == "probability":  # the model's own output, read as probabilities
+                return read_scores(self.info, self.model(images, training=False), pre_activation=False)[1]
+            with surgery.traced(None, None, self.info if self._bypass else None):
+                raw = self.model(images, training=False)
+            logits, probabilities = read_scores(self.info, raw, pre_activation=self._bypass)
+            return self._scores(logits, probabilities, score)
+
+        return scores_of
+
     def scores_function(self, score: str) -> Callable:
         """images -> scores (B, C) float32: logits (``score="logit"``) or class probabilities. No tape."""
+        return self._cached(("scores", score), lambda: _compile(self._scores_of(score), self._signature(False)))
 
-        def build() -> Callable:
-            def scores_of(images):
-                if score == "probability":  # the model's own output, read as probabilities
-                    return read_scores(self.info, self.model(images, training=False), pre_activation=False)[1]
-                with surgery.traced(None, None, self.info if self._bypass else None):
-                    raw = self.model(images, training=False)
-                logits, probabilities = read_scores(self.info, raw, pre_activation=self._bypass)
-                return self._scores(logits, probabilities, score)
-
-            return _compile(scores_of, self._signature(False))
-
-        return self._cached(("scores", score), build)
-
-    def masked_scores_function(self) -> Callable:
-        """(images (B, H, W, C), A (B, h, w, K), rows (n,), channels (n,)) -> probabilities (n, C) of the
-        images masked by their upsampled, normalised channels (Score-CAM), masks built inside the graph."""
+    def masked_scores_function(self, score: str) -> Callable:
+        """(images (B, H, W, C), A (B, h, w, K), rows (n,), channels (n,)) -> scores (n, C), logits or
+        probabilities, of the images masked by their upsampled, normalised channels (Score-CAM), masks built
+        inside the graph."""
         images_spec = self._signature(False)[0]
 
         def build() -> Callable:
-            scores_of = self.scores_function("probability").python_function
+            scores_of = self._scores_of(score)
             masked_inputs = method_impl().masked_inputs
 
             def masked_scores(images, activations, rows, channels):
@@ -353,7 +355,7 @@ class _Explainer:
                     tf.TensorSpec((None,), tf.int32), tf.TensorSpec((None,), tf.int32)]
             return _compile(masked_scores, spec)
 
-        return self._cached(("masked_scores",), build)
+        return self._cached(("masked_scores", score), build)
 
     def ablated_function(self, layer, score: str) -> Callable:
         """(images (B, H, W, C), rows (n,), A (n, h, w, K), keep (n, K)) -> scores (n, C): the network run on
@@ -711,13 +713,20 @@ def _pick(ex: _Explainer, classes: np.ndarray | None, target: Callable | None, a
 
 
 def _class_maps(entry, model, images, class_index, layer, score, all_classes: bool):
-    """Raw maps (B, T, h, w) and probabilities (B, C) of a "forward" or "passes" entry (T = 1, or C classes)."""
+    """Raw maps (B, T, h, w) and probabilities (B, C) of a "forward" or "passes" entry (T = 1, or C classes).
+
+    A "passes" entry reads ``entry.reads`` when its definition fixes the score, else ``score``."""
+    score = entry.reads or score
     if entry.gap_layer:
         ex, head, images = _prepare_cam(model, images, layer)
         if callable(class_index) and not all_classes:
             raise TargetError("CAM reads the Dense weights of one class per image; pass class indices, not a function")
         target_layer = head.feature_layer
     else:
+        if score == "logit" and entry.name == "scorecam" and not explainer(model).info.logits_reachable:
+            readers = [e.name for e in _methods.REGISTRY.values() if e.reads == "probability"]
+            raise ModelError(f"{explainer(model).no_logits_message()}. {entry.label} with score='probability' is "
+                             f"class-blind (see camtutor.maths.score_cam_weights); {readers} read probabilities")
         ex, images = _prepare(model, images, score)
         head, target_layer = None, _layer(model, layer)
     target, classes = (None, None) if all_classes else _targets(ex, images, class_index)
@@ -729,15 +738,13 @@ def _class_maps(entry, model, images, class_index, layer, score, all_classes: bo
             raise TargetError(f"{entry.label} needs class indices, not a function")
         maps = implementation(method_impl().ForwardPass(activations, classes, ex.info.num_classes, head))
         return maps, probabilities
-    if score == "logit" and not ex.info.logits_reachable:
-        raise ModelError(ex.no_logits_message())
     images_t = tf.constant(images)  # converted once, gathered by row inside the compiled ablation function
     passes = method_impl().Passes(
         images=images,
         activations=activations,
         pick=_pick(ex, classes, target, all_classes),
-        score_inputs=lambda x: surgery.run(ex.scores_function("probability"), x).numpy(),
-        score_masked=lambda x, a, rows, ks: surgery.run(ex.masked_scores_function(), x, a, rows, ks).numpy(),
+        score_inputs=lambda x: surgery.run(ex.scores_function(score), x).numpy(),
+        score_masked=lambda x, a, rows, ks: surgery.run(ex.masked_scores_function(score), x, a, rows, ks).numpy(),
         score_ablated=lambda rows, a, keep: surgery.run(ex.ablated_function(target_layer, score), images_t,
                                                         np.asarray(rows, np.int32), a, keep).numpy(),
     )
@@ -823,12 +830,14 @@ def heatmap(
     """One entry point for every method of :data:`camtutor.methods.REGISTRY`: raw maps (B, h, w).
 
     ``method`` is a name from :data:`camtutor.METHODS` ("cam", "gradcam", "hirescam", "gradcam++",
-    "xgradcam", "layercam", "scorecam", "ablationcam", "eigencam", "guided_gradcam"); each entry's
+    "xgradcam", "layercam", "scorecam", "scorecam_code", "ablationcam", "eigencam", "guided_gradcam"); each entry's
     docstring gives its paper and formula. Maps are at ``layer``'s resolution, except "guided_gradcam":
     its (B, H, W, C) result at input resolution is reduced to ``max_c |.|`` (B, H, W), the saliency-map
     convention of Simonyan et al. 2014 (call :func:`guided_gradcam` for the colour channels).
-    "cam" defaults to ``relu`` as given (the paper has none). Score-CAM always scores softmax probabilities
-    (its definition); Ablation-CAM uses ``score``. ``smooth=(n, sigma)`` averages a gradient method over n
+    "cam" defaults to ``relu`` as given (the paper has none). ``score`` picks the logit or the probability
+    for the gradient methods, Ablation-CAM and "scorecam" (Algorithm 1 of Wang et al. softmaxes the logit
+    increase over channels; with ``score="probability"`` the weights stay within a factor e of each other
+    and the map ignores the class); "scorecam_code" always reads the probability (the authors' code). ``smooth=(n, sigma)`` averages a gradient method over n
     noisy copies (SmoothGrad). Used by the ``camtutor`` command and the explorer.
     """
     entry = _methods.get(method)

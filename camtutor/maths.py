@@ -185,11 +185,17 @@ def eigen_projection(activations: ArrayLike) -> tf.Tensor:
 
 @_numpy_in_numpy_out
 def score_cam_weights(scores: ArrayLike, baseline: ArrayLike) -> tf.Tensor:
-    """Score-CAM channel weights (Wang et al. 2020, Eqs. 5-6): (B, K) scores -> (B, K) weights.
+    """Score-CAM channel weights (Wang et al. 2020, Algorithm 1, Eqs. 5-6): (B, K) scores -> (B, K) weights.
 
-    ``scores[b, k]`` is the class probability on image b masked by the upsampled, min-max normalised
-    channel k; ``baseline[b]`` the probability on the baseline (a zero image). The increase of
-    confidence ``C(A_k) = scores - baseline`` is softmax-normalised over the channels.
+    ``scores[b, k]`` is the class score on image b masked by the upsampled, min-max normalised channel k;
+    ``baseline[b]`` the score on the baseline image (black). The increase of confidence
+    ``C(A_k) = scores - baseline`` is softmax-normalised over the channels: weights in (0, 1), summing to 1.
+
+    Which score matters. Algorithm 1 feeds the *logit* increase to the softmax: logits differ by many units
+    between channels, so the softmax can single out the channels that speak for the class. A probability
+    increase lies in [-1, 1], so every weight is within a factor e of every other and the map stays close to
+    the plain channel mean, whatever the class (the reading of Sec. 3.2, "post-softmax" scores; class-blind by
+    construction). Leading axes broadcast: (B, T, K) scores with (B, T) baselines give (B, T, K).
     """
     increase = _as_float_tensor(scores) - _as_float_tensor(baseline)[..., None]
     return tf.nn.softmax(increase, axis=-1)

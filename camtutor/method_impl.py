@@ -46,8 +46,9 @@ class Passes:
 
     ``images`` (B, H, W, C) and ``activations`` (B, h, w, K) float32 numpy. ``pick(scores (N, C), rows (N,))``
     -> (N, T) the target score(s) of image ``rows[i]`` (T = 1 for one class or a target function per image,
-    T = C for every class). ``score_inputs(x (n, H, W, C))`` -> class probabilities (n, C);
-    ``score_masked(images, activations, rows (n,), channels (n,))`` -> the probabilities (n, C) of
+    T = C for every class). ``score_inputs(x (n, H, W, C))`` -> class scores (n, C), the logits or the
+    probabilities as the entry reads (:attr:`camtutor.methods.Method.reads`, else ``score=``);
+    ``score_masked(images, activations, rows (n,), channels (n,))`` -> the same scores (n, C) of
     :func:`masked_inputs` (computed in one compiled call);
     ``score_ablated(rows (n,), A (n, h, w, K), keep (n, K))`` -> the scores (n, C) of the network on
     ``images[rows]`` with the layer's output replaced by A, its channels zeroed where ``keep`` is 0. Each call gets at most ``chunk_rows(values_per_row)`` rows.
@@ -115,27 +116,55 @@ def masked_inputs(images, activations, rows, channels):
     return tf.gather(images, rows) * masks[..., None]
 
 
-def score_cam_weights(passes: Passes) -> np.ndarray:
-    """Score-CAM (Wang et al. 2020, Eqs. 3-6): channel weights (B, K, T), no gradients.
-
-    For each image X and channel k, ``H_k = s(Up(A_k))`` (upsampled to the input, min-max normalised),
-    ``C(A_k) = f_c(X * H_k) - f_c(X_b)`` with ``f_c`` the softmax probability of the class and the
-    baseline ``X_b`` a zero image, and ``alpha_k = softmax_k(C(A_k))``. The map is
-    ``ReLU(sum_k alpha_k A_k)``. All B x K masked inputs are scored in batched calls of a bounded size.
-    """
+def _masked_scores(passes: Passes) -> np.ndarray:
+    """The target score(s) of every image masked by each of its channels: (B, K, T), in bounded calls."""
     images, activations = passes.images, passes.activations
     batch, channels = len(images), activations.shape[-1]
-    baseline = passes.score_inputs(np.zeros((1, *images.shape[1:]), np.float32))
-    base = passes.pick(np.repeat(np.asarray(baseline), batch, axis=0), np.arange(batch))  # (B, T)
     rows_per_call = max(1, SCORECAM_CHUNK_VALUES // int(np.prod(images.shape[1:])))
     images_t, activations_t = tf.constant(images), tf.constant(activations)
     scores = []
     for flat in _chunks(batch * channels, rows_per_call):
         rows, ks = (flat // channels).astype(np.int32), (flat % channels).astype(np.int32)
-        probabilities = passes.score_masked(images_t, activations_t, rows, ks)
-        scores.append(passes.pick(probabilities, rows))
-    increase = np.concatenate(scores).reshape(batch, channels, -1)  # (B, K, T)
+        scores.append(passes.pick(passes.score_masked(images_t, activations_t, rows, ks), rows))
+    return np.concatenate(scores).reshape(batch, channels, -1)
+
+
+def score_cam_weights(passes: Passes) -> np.ndarray:
+    """Score-CAM (Wang et al. 2020, Algorithm 1 and Eqs. 3-6): channel weights (B, K, T), no gradients.
+
+    For each image X and channel k, ``H_k = s(Up(A_k))`` (upsampled to the input, min-max normalised),
+    ``C(A_k) = S_c(X * H_k) - S_c(X_b)`` with the baseline ``X_b`` a black (zero) image, and
+    ``alpha_k = softmax_k(C(A_k))``. The map is ``ReLU(sum_k alpha_k A_k)``. All B x K masked inputs are
+    scored in batched calls of a bounded size.
+
+    The paper's readings of ``S_c``, side by side (:func:`camtutor.maths.score_cam_weights` says why it matters):
+
+    * the logit, as in Algorithm 1 (``score="logit"``, the default): class-discriminative. On notebook 11's
+      two-object shapes, of the peaks on an object, 0.77 are on the asked class's object (0.71-0.77 with a
+      black, mean-colour or blurred fill);
+    * the softmax probability, as Sec. 3.2 speaks of "post-softmax" scores (``score="probability"``): for one
+      image and class the increases span at most 1, so the weights stay within a factor e of each other and
+      the map is close to the channel mean for every class: class-blind (0.50; 0.55-0.58 with other fills);
+    * the authors' code: the probability itself, no baseline, no channel softmax
+      (:func:`score_cam_code_weights`, method ``"scorecam_code"``; 0.69, 0.65-0.73 with other fills).
+    """
+    batch = len(passes.images)
+    baseline = passes.score_inputs(np.zeros((1, *passes.images.shape[1:]), np.float32))
+    base = passes.pick(np.repeat(np.asarray(baseline), batch, axis=0), np.arange(batch))  # (B, T)
+    increase = _masked_scores(passes)  # (B, K, T)
     return np.asarray(maths.score_cam_weights(np.moveaxis(increase, 1, -1), base)).transpose(0, 2, 1)
+
+
+def score_cam_code_weights(passes: Passes) -> np.ndarray:
+    """Score-CAM as the authors' code computes it: channel weights (B, K, T) = ``p_c(X * H_k)``.
+
+    The class probability of the image masked by its upsampled, min-max normalised channel k, used as the
+    weight itself: no baseline is subtracted and there is no softmax over the channels
+    (github.com/haofanwang/Score-CAM; Wang et al. 2020 give Algorithm 1 instead, see
+    :func:`score_cam_weights`). Weights lie in [0, 1] and need not sum to 1. Reads probabilities only, so it
+    runs on models whose softmax is hidden. The map is ``ReLU(sum_k w_k A_k)``.
+    """
+    return _masked_scores(passes)
 
 
 def ablation_cam_weights(passes: Passes) -> np.ndarray:

@@ -44,6 +44,9 @@ class Method:
         weighting: for kind "weighting", the key in :data:`camtutor.maths.WEIGHTINGS`.
         function: "module:function" implementing kinds "forward", "passes" and "input".
         gap_layer: explained only at the feature map feeding GlobalAveragePooling2D (CAM).
+        reads: for kind "passes", the score its extra passes read when its definition fixes it
+            ("probability": Score-CAM as in the authors' code); None follows ``score=`` ("logit" by default).
+            A method that reads probabilities runs on models whose softmax is hidden.
     """
 
     name: str
@@ -58,6 +61,7 @@ class Method:
     weighting: str | None = None
     function: str | None = None
     gap_layer: bool = False
+    reads: str | None = None
 
     def implementation(self):
         """The function that implements a "forward", "passes" or "input" entry (imports TensorFlow)."""
@@ -91,9 +95,15 @@ _ENTRIES = (
            "Jiang et al., LayerCAM: Exploring Hierarchical Class Activation Maps for Localization, IEEE TIP 2021",
            kind="weighting", gradients=True, weighting="positive"),
     Method("scorecam", "Score-CAM",
-           "Score-CAM (Wang et al. 2020): softmax over channels of p_c(x * mask_k) - p_c(0), no gradients; K x B passes",
+           "Score-CAM (Wang et al. 2020, Algorithm 1): w_k = softmax over channels k of "
+           "S_c(X * H_k) - S_c(black), S_c the logit; no gradients; K x B passes",
            "Wang et al., Score-CAM: Score-Weighted Visual Explanations for Convolutional Neural Networks, CVPRW 2020",
            kind="passes", extra_passes=True, function=f"{_IMPL}:score_cam_weights"),
+    Method("scorecam_code", "Score-CAM (code)",
+           "Score-CAM as in the authors' code: w_k = p_c(X * H_k), the probability itself, no baseline, "
+           "no channel softmax; K x B passes",
+           "Wang et al. 2020 (CVPRW), as implemented in github.com/haofanwang/Score-CAM",
+           kind="passes", extra_passes=True, reads="probability", function=f"{_IMPL}:score_cam_code_weights"),
     Method("ablationcam", "Ablation-CAM",
            "Ablation-CAM (Desai & Ramaswamy 2020): w_k = (y_c - y_c with channel k zeroed) / y_c; K x B passes",
            "Desai & Ramaswamy, Ablation-CAM: Visual Explanations for Deep Convolutional Network via "

@@ -123,9 +123,21 @@ def _weighting_reference(method, a, g):
     raise AssertionError(method)
 
 
-def _score_cam_reference(model, images, a, classes):
-    """Wang et al.: per image, K masked copies scored by model.predict; softmax over channels of the increase."""
-    baseline = _probabilities(model, np.zeros((1, *images.shape[1:]), np.float32))[0]
+def _logits(model, name, x):
+    """The logits (N, C) of a plain Keras call (a sigmoid unit z -> (-z, z))."""
+    if name == "nested":  # ends with logits
+        return model(x, training=False).numpy()
+    dense = model.layers[-1]
+    z = keras.Model(model.inputs, dense.input)(x).numpy() @ dense.kernel.numpy() + dense.bias.numpy()
+    return np.concatenate([-z, z], axis=1) if z.shape[1] == 1 else z
+
+
+def _score_cam_reference(model, name, images, a, classes, reading="logit"):
+    """Wang et al.: per image, K masked copies scored by plain Keras calls. ``reading``: "logit" (Algorithm 1,
+    softmax over channels of the logit increase), "probability" (the same with probabilities, Sec. 3.2) or
+    "code" (the authors' code: the masked image's probability itself, no baseline, no softmax)."""
+    score = (lambda x: _logits(model, name, x)) if reading == "logit" else (lambda x: _probabilities(model, x))
+    baseline = score(np.zeros((1, *images.shape[1:]), np.float32))[0]
     maps = []
     for b, c in enumerate(classes):
         masks = []
@@ -133,9 +145,12 @@ def _score_cam_reference(model, images, a, classes):
             up = tf.image.resize(a[b, :, :, k][..., None], images.shape[1:3], method="bilinear").numpy()[..., 0]
             spread = up.max() - up.min()
             masks.append((up - up.min()) / spread if spread > 0 else np.zeros_like(up))
-        masked = images[b][None] * np.stack(masks)[..., None]
-        increase = _probabilities(model, masked)[:, c] - baseline[c]
-        weights = np.exp(increase - increase.max()) / np.exp(increase - increase.max()).sum()
+        masked = score(images[b][None] * np.stack(masks)[..., None])[:, c]
+        if reading == "code":
+            weights = masked
+        else:
+            increase = masked - baseline[c]
+            weights = np.exp(increase - increase.max()) / np.exp(increase - increase.max()).sum()
         maps.append(np.maximum((a[b] * weights).sum(-1), 0))
     return np.stack(maps)
 
@@ -182,12 +197,15 @@ def test_gradient_methods_follow_their_formula(models, images, name, method):
 
 
 @pytest.mark.parametrize("name", list(MODELS))
-def test_score_cam_follows_wang_et_al(models, images, name):
+@pytest.mark.parametrize(("method", "score", "reading"), [("scorecam", "logit", "logit"),
+                                                          ("scorecam", "probability", "probability"),
+                                                          ("scorecam_code", "logit", "code")])
+def test_score_cam_follows_wang_et_al(models, images, name, method, score, reading):
     model, layer = models[name]
     classes = _classes(name)
     a, _ = ct.gradients(model, images, classes, layer)
-    expected = _score_cam_reference(model, images, a, classes)
-    _assert_close(ct.heatmap(model, images, classes, method="scorecam", layer=layer), expected)
+    expected = _score_cam_reference(model, name, images, a, classes, reading)
+    _assert_close(ct.heatmap(model, images, classes, method=method, layer=layer, score=score), expected)
 
 
 @pytest.mark.parametrize("name", list(MODELS))

@@ -218,6 +218,19 @@ def test_softmax_hidden_in_a_custom_layer_refuses_logit_and_never_doubles_softma
            ct.grad_cam(heads["dense_softmax"], images, 0, relu=False, score="probability"))
 
 
+def test_score_cam_reading_probabilities_runs_when_the_softmax_is_hidden(heads, images):
+    """Score-CAM as in the authors' code needs only probabilities: never refused for a hidden softmax.
+    Algorithm 1 needs logits: refused, naming the variant that reads probabilities."""
+    hidden, plain = heads["hidden"], heads["dense_softmax"]
+    for score in ("logit", "probability"):  # the code's reading ignores score=
+        _close(ct.heatmap(hidden, images, 0, method="scorecam_code", score=score),
+               ct.heatmap(plain, images, 0, method="scorecam_code"))
+    with pytest.raises(ct.ModelError, match="scorecam_code"):
+        ct.heatmap(hidden, images, 0, method="scorecam")
+    _close(ct.heatmap(hidden, images, 0, method="scorecam", score="probability"),
+           ct.heatmap(plain, images, 0, method="scorecam", score="probability"))
+
+
 def test_softmax_inside_a_nested_subclassed_model(images):
     class Head(keras.Model):
         def __init__(self):
