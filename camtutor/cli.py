@@ -427,6 +427,12 @@ def _check_model(args: argparse.Namespace, target, n_images: int):
             gap_dense_head(model)
         except ModelError as error:
             raise ModelError(f"{error} (on the command line: --method gradcam)") from None
+    if args.method == "scorecam" and not output_info(model).logits_reachable:
+        # the command would fall back to probabilities, and Score-CAM over probabilities is class-blind
+        raise ModelError(
+            "this model's pre-softmax scores cannot be reached, and Score-CAM over probabilities is class-blind; "
+            "use --method scorecam_code (the authors' code, which reads probabilities) or another method"
+        )
     if args.layer is not None:
         find_layer(model, args.layer)
     if target is None:

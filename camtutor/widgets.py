@@ -116,9 +116,9 @@ class Explorer:
             image is accepted); checked by :func:`camtutor.inputs.check_images`, which warns once about 0..255 data.
         class_names: one name per class (default "class 0", "class 1", ...).
         layer: the layer shown first (default: the last feature-map layer).
-        method: a key of :data:`METHOD_LABELS` (the registry's methods at layer resolution): "gradcam"
-            (default), "hirescam", "cam", "gradcam++", "xgradcam", "layercam", "scorecam", "ablationcam",
-            "eigencam". Score-CAM and Ablation-CAM run K x N extra passes: the note says they are computing,
+        method: a key of :data:`METHOD_LABELS`: every registry method that gives a map at the layer's
+            resolution ("gradcam" by default; a method registered later is listed too). Methods with extra
+            passes (Score-CAM, Ablation-CAM) run K x N of them: the note says they are computing,
             and they are computed once per layer for every class (never prefetched); inside a kernel they
             run in a worker thread, so class and image switches are answered meanwhile, and the map is drawn
             when it is ready. Switching class is always instant: it only indexes the cache.

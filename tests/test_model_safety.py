@@ -507,3 +507,19 @@ def test_mixed_precision_maps_are_finite_float32_and_match(images, float32_outpu
     maps, probabilities = ct.grad_cam_all_classes(mixed, images, score="probability")
     assert maps.dtype == np.float32 and probabilities.dtype == np.float32 and np.isfinite(maps).all()
     np.testing.assert_allclose(probabilities, ct.class_probabilities(reference, images), atol=5e-3)
+
+
+def test_the_command_refuses_score_cam_when_it_would_fall_back_to_probabilities(heads, monkeypatch):
+    """The command explains probabilities when the logits are hidden; Score-CAM over them is class-blind."""
+    import argparse
+
+    from camtutor import cli, loading
+
+    monkeypatch.setattr(loading, "load_model", lambda _: heads["hidden"])
+    args = argparse.Namespace(model="hidden.keras", labels=None, method="scorecam", layer=None, target=None)
+    with pytest.raises(ct.ModelError, match="--method scorecam_code"):
+        cli._check_model(args, None, 1)
+    for method in ("scorecam_code", "gradcam"):
+        assert cli._check_model(argparse.Namespace(**{**vars(args), "method": method}), None, 1)[0] is heads["hidden"]
+    monkeypatch.setattr(loading, "load_model", lambda _: heads["dense_softmax"])
+    assert cli._check_model(args, None, 1)[0] is heads["dense_softmax"]  # logits reachable: Algorithm 1 runs
