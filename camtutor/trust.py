@@ -11,6 +11,8 @@ Thin glue over :mod:`camtutor.metrics` and :mod:`camtutor.baselines` (no new met
 * :func:`discrimination_scores` -- on those rows, how often the map's peak lands on the right object, on the
   other one, on either, and the **discrimination** share: right among the peaks on either object (0.5 for any
   class-blind map);
+* :func:`positive_over_max` -- maps as the scores see them, for figures: the positive part over its max;
+* :func:`peak_in_frame` -- whether each map's peak lies in the image's outer frame (padding artefacts);
 * :func:`format_table` -- the table as text, one row per map, ``value [low, high]`` per metric;
 * :func:`randomisation_similarity` -- Adebayo et al.'s model randomisation test: the mean similarity of
   each randomised model's maps with the trained model's, per layer.
@@ -34,6 +36,8 @@ __all__ = [
     "two_object_rows",
     "discrimination_scores",
     "localisation_scores",
+    "positive_over_max",
+    "peak_in_frame",
     "format_table",
     "randomisation_similarity",
 ]
@@ -176,6 +180,38 @@ def discrimination_scores(maps: Mapping[str, np.ndarray], masks: np.ndarray, oth
         table[name] = {"right": _mean_interval(right, groups, seed), "other": _mean_interval(other, groups, seed),
                        "either": _mean_interval(either, groups, seed), "discrimination": share}
     return table
+
+
+def positive_over_max(maps: np.ndarray) -> np.ndarray:
+    """``max(L, 0) / max(L)`` per map: (B, h, w) -> float32 (B, h, w) in [0, 1]; an all-<= 0 map -> all 0.
+
+    The part of a map that the energy game and box IoU score (both ignore values <= 0) and where the
+    pointing game's peak is, on the scale of the map's own maximum. Unlike min-max scaling
+    (:func:`camtutor.normalize`), a map without a ReLU (the paper's CAM) keeps its zero: a background
+    at -3 with a peak at +6 shows as 0, not as 0.33. For figures that say "each map / its own max".
+    """
+    arr = np.asarray(maps, dtype=np.float32)
+    if arr.ndim != 3:
+        raise CamTutorError(f"maps must be (B, h, w), got shape {arr.shape}; for one map use maps[None]")
+    positive = np.maximum(arr, 0.0)
+    top = positive.max(axis=(1, 2), keepdims=True)
+    return np.divide(positive, top, out=np.zeros_like(positive), where=top > 0)
+
+
+def peak_in_frame(maps: np.ndarray, size: int, *, width: int = 4) -> np.ndarray:
+    """(B,) bool: True where a map's maximum, resized to ``size`` x ``size`` as the pointing game does,
+    lies within ``width`` pixels of the image's border (the frame of the zero padding).
+
+    The frame covers ``1 - (1 - 2 width / size)^2`` of the image (0.23 for 4 px of 64): a map whose peak
+    lands there far more often is drawn to the border, not to the objects. A constant map has no peak:
+    False (the pointing game's rule: it points nowhere).
+    """
+    heat = metrics.resize_maps(np.asarray(maps, dtype=np.float32), size)
+    if not 0 < width < size / 2:
+        raise CamTutorError(f"width must be between 1 and half the image size {size}; got {width!r}")
+    rows, cols = np.unravel_index(np.argmax(heat.reshape(len(heat), -1), axis=1), heat.shape[1:])
+    edge = (rows < width) | (cols < width) | (rows >= size - width) | (cols >= size - width)
+    return edge & ~metrics._is_constant(heat)
 
 
 def format_table(table: Mapping[str, Mapping[str, tuple[float, float, float]]],

@@ -234,8 +234,78 @@ def test_baselines_mean_blur_and_array(linear):
     np.testing.assert_allclose(dele[:, -1], p1(grey[None])[0], atol=1e-6)  # ends at the baseline
     with pytest.raises(ct.CamTutorError, match="baseline"):
         metrics.deletion(linear, images, heat, 1, baseline="noise")
+    assert metrics.BASELINES == ("zeros", "blur", "mean", "impute")
     with pytest.raises(ct.CamTutorError, match="shape"):
         metrics.deletion(linear, images, heat, 1, baseline=np.zeros((3, 3, 1)))
+
+
+def test_linear_imputation_solves_road_s_neighbour_equations():
+    rng = np.random.default_rng(7)
+    image = rng.random((9, 8, 2)).astype(np.float32)
+    missing = np.zeros((9, 8), bool)
+    missing[2:6, 3:7] = True  # an inner block
+    missing[0, 0] = missing[8, 5] = True  # a corner (3 neighbours) and an edge pixel (5)
+    out = metrics.linear_imputation(image, missing, noise=0)
+    assert out.dtype == np.float32 and out.shape == image.shape
+    np.testing.assert_array_equal(out[~missing], image[~missing])  # known pixels untouched
+    weights = {(dy, dx): 1 / 6 if 0 in (dy, dx) else 1 / 12 for dy in (-1, 0, 1) for dx in (-1, 0, 1)}
+    del weights[0, 0]
+    for y, x in zip(*np.nonzero(missing)):  # each filled pixel: the weighted mean of its neighbours
+        inside = [(w, out[y + dy, x + dx]) for (dy, dx), w in weights.items()
+                  if 0 <= y + dy < 9 and 0 <= x + dx < 8]
+        expected = sum(w * v for w, v in inside) / sum(w for w, _ in inside)
+        np.testing.assert_allclose(out[y, x], expected, atol=1e-5)
+    yy, xx = np.mgrid[0:9, 0:8]
+    ramp = np.stack([yy / 8, xx / 7], axis=-1).astype(np.float32)  # a linear image is continued exactly
+    inner = np.zeros_like(missing)
+    inner[2:6, 3:7] = True  # (at the border the neighbours are one-sided, and a ramp is not continued)
+    np.testing.assert_allclose(metrics.linear_imputation(ramp, inner, noise=0), ramp, atol=1e-4)
+
+
+def test_linear_imputation_noise_all_missing_and_bad_input():
+    rng = np.random.default_rng(8)
+    image = rng.random((16, 16, 3)).astype(np.float32)
+    missing = rng.random((16, 16)) < 0.5
+    plain = metrics.linear_imputation(image, missing, noise=0)
+    noisy = metrics.linear_imputation(image, missing, noise=0.01, seed=3)
+    np.testing.assert_array_equal(noisy, metrics.linear_imputation(image, missing, noise=0.01, seed=3))
+    assert 0.008 < np.std(noisy[missing] - plain[missing]) < 0.012 and np.all(noisy[~missing] == image[~missing])
+    full = metrics.linear_imputation(image, np.ones((16, 16), bool), noise=0)
+    np.testing.assert_allclose(full, np.broadcast_to(image.mean(axis=(0, 1)), image.shape), atol=1e-6)
+    with pytest.raises(ct.CamTutorError, match="missing"):
+        metrics.linear_imputation(image, missing[:8])
+    with pytest.raises(ct.CamTutorError, match="noise"):
+        metrics.linear_imputation(image, missing, noise=-1)
+
+
+def test_impute_baseline_fills_each_step_from_what_is_left(linear):
+    image, rows_first = row_image_and_map()
+    auc, curve = metrics.deletion(linear, image, rows_first, 1, steps=4, baseline="impute")
+    # rows 0..k-1 removed: continued from row k, the nearest known row (a constant fill per row block)
+    filled = [metrics.linear_imputation(image[0], np.arange(4)[:, None].repeat(4, 1) < k, seed=(0, 0, k))
+              for k in range(5)]
+    np.testing.assert_allclose(curve[0], [p1(f[None])[0] for f in filled], atol=1e-6)
+    assert abs(filled[1][0, 0, 0] - 0.9) < 0.05 and abs(filled[4].mean() - 0.5) < 0.01  # row 1 continued; mean
+    again, _ = metrics.deletion(linear, image, rows_first, 1, steps=4, baseline="impute", batch_size=2)
+    np.testing.assert_allclose(again, auc, atol=1e-7)  # the noise does not depend on the batching
+    top = metrics.remove_top(image, rows_first, 0.25, baseline="impute")
+    np.testing.assert_array_equal(top[0, 1:], image[0, 1:])  # only the first row (the top 25 %) is refilled
+    _, ins = metrics.insertion(linear, image, rows_first, 1, steps=4, baseline="impute")
+    np.testing.assert_allclose(ins[0, -1], p1(image)[0], atol=1e-6)
+
+
+def test_remove_top_is_one_point_of_the_deletion_curve(linear):
+    rng = np.random.default_rng(9)
+    images = rng.random((3, 4, 4, 1)).astype(np.float32)
+    heat = rng.random((3, 2, 2)).astype(np.float32)
+    _, curves = metrics.deletion(linear, images, heat, 1, steps=4, baseline="mean")
+    for k in range(5):
+        edited = metrics.remove_top(images, heat, k / 4, baseline="mean")
+        np.testing.assert_allclose(p1(edited), curves[:, k], atol=1e-6)
+    black = metrics.remove_top(images, heat, 0.5)
+    assert np.all((black == 0).sum(axis=(1, 2, 3)) >= 8)
+    with pytest.raises(ct.CamTutorError, match="fraction"):
+        metrics.remove_top(images, heat, 1.5)
 
 
 def test_blur_baseline_is_a_gaussian_of_sigma_5_px_at_224_px():

@@ -134,3 +134,27 @@ def test_method_maps_read_the_registry_and_keep_each_method_s_relu():
     assert (maps["CAM"] < 0).any()  # the paper's CAM has no ReLU
     np.testing.assert_allclose(maps["Grad-CAM"], ct.grad_cam(model, data.images, data.labels, layer="last_conv"), atol=1e-6)
     np.testing.assert_allclose(maps["LayerCAM"], ct.heatmap(model, data.images, data.labels, method="layercam"), atol=1e-6)
+
+
+def test_positive_over_max_keeps_zero_where_min_max_would_not():
+    cam = np.array([[[-3.0, 0.0], [3.0, 6.0]], [[-1.0, -2.0], [-1.0, -1.0]]], np.float32)
+    shown = trust.positive_over_max(cam)
+    np.testing.assert_allclose(shown[0], [[0, 0], [0.5, 1]])
+    assert np.all(shown[1] == 0)  # nothing positive: nothing shown
+    np.testing.assert_allclose(ct.normalize(cam)[0], [[0, 1 / 3], [2 / 3, 1]], atol=1e-6)  # min-max lifts it
+    with pytest.raises(ct.CamTutorError, match="B, h, w"):
+        trust.positive_over_max(cam[0])
+
+
+def test_peak_in_frame():
+    maps = np.zeros((4, 16, 16), np.float32)
+    maps[0, 0, 8] = 1  # top row
+    maps[1, 8, 15] = 1  # right column
+    maps[2, 8, 8] = 1  # centre
+    # maps[3] is constant: no peak
+    assert trust.peak_in_frame(maps, 16, width=2).tolist() == [True, True, False, False]
+    small = np.zeros((1, 4, 4), np.float32)
+    small[0, 1, 1] = 1  # cell (1, 1) of 4 -> pixels 4..7 of 16 (bilinear), outside a 2-px frame
+    assert not trust.peak_in_frame(small, 16, width=2)[0]
+    with pytest.raises(ct.CamTutorError, match="width"):
+        trust.peak_in_frame(maps, 16, width=8)
