@@ -11,7 +11,14 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["receptive_field", "measured_receptive_field", "show_shared_scale"]
+__all__ = [
+    "receptive_field",
+    "measured_receptive_field",
+    "show_shared_scale",
+    "squares_and_triangles",
+    "plant_mark",
+    "train_small_gap",
+]
 
 
 def _pair(value) -> tuple[int, int]:
@@ -132,3 +139,66 @@ def show_shared_scale(
     fig.colorbar(shown, cax=bar).set_label(label, fontsize=8)
     bar.tick_params(labelsize=7)
     return fig
+
+
+# --------------------------------------------------------------------------- the shortcut lab's recipe
+#: where :func:`plant_mark` puts its 5x5 checkerboard: rows and columns 1..5 of the image
+MARK = (slice(1, 6), slice(1, 6))
+
+
+def squares_and_triangles(n: int, seed: int, *, size: int = 32):
+    """Notebook 08's easy two-class data: ``(images, labels, masks)``.
+
+    ``ct.data.shapes(n, size=size, seed=seed, contrast="bright", clutter=0)`` with the circles dropped:
+    images (m, size, size, 3) float32 in [0, 1] (m is about 2n/3), labels (m,) int64 with 0 = square and
+    1 = triangle, masks (m, size, size) bool (the object's pixels).
+    """
+    from camtutor import data
+
+    shapes = data.shapes(n, size=size, seed=seed, contrast="bright", clutter=0)
+    keep = shapes.labels != 0                                      # drop the circles (label 0)
+    return shapes.images[keep], (shapes.labels[keep] == 2).astype("int64"), shapes.masks[keep]
+
+
+def plant_mark(images: np.ndarray, where) -> np.ndarray:
+    """A copy of ``images`` (B, H, W, C) with a black-and-white 5x5 checkerboard on pixels [1:6, 1:6] of
+    ``images[where]`` (``where``: a bool mask or indices over B). The watermark of notebook 08."""
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim != 4 or min(images.shape[1:3]) < 6:
+        raise ValueError(f"images must be (B, H, W, C) with H, W >= 6; got shape {images.shape}")
+    checker = (np.indices((5, 5)).sum(axis=0) % 2).astype(np.float32)
+    out = images.copy()
+    out[where, MARK[0], MARK[1], :] = checker[None, :, :, None]
+    return out
+
+
+def train_small_gap(images: np.ndarray, labels: np.ndarray, *, epochs: int = 12, seed: int = 0):
+    """Notebook 08's small GAP classifier, trained from scratch: a Keras model, seeded.
+
+    Three 3x3 conv layers (16, 32, 32 channels; ``conv1``, ``conv2``, ``last_conv``), a BatchNormalization
+    (momentum 0.9) and a 2x2 max-pooling after each of the first two, then GAP and a softmax Dense layer with
+    one unit per class. Adam (3e-3), batch 32, sparse cross-entropy. ``images`` (N, S, S, C) in [0, 1],
+    ``labels`` (N,) ints from 0. ``keras.utils.set_random_seed(seed)`` runs first; call
+    ``tf.config.experimental.enable_op_determinism()`` once beforehand for a repeatable result.
+    """
+    import keras
+
+    images = np.asarray(images, dtype=np.float32)
+    labels = np.asarray(labels)
+    if images.ndim != 4 or len(images) != len(labels) or len(images) == 0:
+        raise ValueError(f"need images (N, S, S, C) and labels (N,), N > 0; got {images.shape} and "
+                         f"{labels.shape}")
+    keras.utils.set_random_seed(seed)
+    layers = keras.layers
+    inputs = keras.Input(images.shape[1:])
+    x = layers.Conv2D(16, 3, padding="same", activation="relu", name="conv1")(inputs)
+    x = layers.MaxPooling2D(name="pool1")(layers.BatchNormalization(momentum=0.9, name="bn1")(x))
+    x = layers.Conv2D(32, 3, padding="same", activation="relu", name="conv2")(x)
+    x = layers.MaxPooling2D(name="pool2")(layers.BatchNormalization(momentum=0.9, name="bn2")(x))
+    x = layers.Conv2D(32, 3, padding="same", activation="relu", name="last_conv")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    outputs = layers.Dense(int(labels.max()) + 1, activation="softmax", name="predictions")(x)
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
+    model.fit(images, labels, batch_size=32, epochs=epochs, verbose=0)
+    return model

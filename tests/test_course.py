@@ -85,3 +85,41 @@ def test_can_reach_an_unroutable_port_is_false():
     from camtutor import environment
 
     assert environment.can_reach("127.0.0.1", port=1, timeout=0.5) is False
+
+
+# --------------------------------------------------------------------------- the shortcut lab's recipe (notebook 12)
+def test_squares_and_triangles_keeps_two_classes_with_their_masks():
+    images, labels, masks = course.squares_and_triangles(30, seed=3, size=32)
+    assert images.shape[1:] == (32, 32, 3) and images.dtype == np.float32
+    assert set(labels.tolist()) == {0, 1} and len(labels) == len(images) == len(masks) < 30
+    assert masks.dtype == bool and masks.any(axis=(1, 2)).all()
+    again = course.squares_and_triangles(30, seed=3, size=32)
+    np.testing.assert_array_equal(images, again[0])
+
+
+def test_plant_mark_paints_a_checkerboard_on_the_chosen_images_only():
+    images = np.full((3, 12, 12, 3), 0.5, np.float32)
+    out = course.plant_mark(images, np.array([True, False, True]))
+    assert np.all(images == 0.5), "the input must not change"
+    np.testing.assert_array_equal(out[1], images[1])
+    corner = out[0, 1:6, 1:6, 0]
+    assert set(np.unique(corner).tolist()) == {0.0, 1.0} and corner[0, 0] == 0.0 and corner[0, 1] == 1.0
+    assert np.all(out[0, 6:, :] == 0.5) and np.all(out[0, 0, :] == 0.5)
+    with pytest.raises(ValueError, match="H, W >= 6"):
+        course.plant_mark(np.zeros((1, 4, 4, 3)), [0])
+
+
+def test_train_small_gap_is_a_seeded_gap_classifier():
+    import tensorflow as tf
+
+    tf.config.experimental.enable_op_determinism()
+    rng = np.random.default_rng(0)
+    images = rng.random((40, 16, 16, 3)).astype(np.float32)
+    labels = (images[:, :8].mean(axis=(1, 2, 3)) > images[:, 8:].mean(axis=(1, 2, 3))).astype("int64")
+    a = course.train_small_gap(images, labels, epochs=1)
+    b = course.train_small_gap(images, labels, epochs=1)
+    assert [layer.name for layer in a.layers][-3:] == ["last_conv", "gap", "predictions"]
+    assert a.output.shape[-1] == 2 and a.get_layer("last_conv").output.shape[1:3] == (4, 4)
+    np.testing.assert_allclose(a.predict(images, verbose=0), b.predict(images, verbose=0), atol=1e-6)
+    with pytest.raises(ValueError, match="labels"):
+        course.train_small_gap(images, labels[:3])
