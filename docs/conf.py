@@ -143,8 +143,16 @@ def _has_widgets(notebook: dict) -> bool:
     )
 
 
+def _is_kernel_note(cell: dict) -> bool:
+    """A notebook's own note for readers without a kernel (markdown cell tagged ``kernel-note``)."""
+    return cell["cell_type"] == "markdown" and "kernel-note" in cell.get("metadata", {}).get("tags", [])
+
+
 def prepare_notebook(app, docname: str, source: list[str]) -> None:
-    """source-read: local badge pictures, and the 'static copy' note on pages whose notebook has widgets."""
+    """source-read: local badge pictures, and the 'static copy' note on pages whose notebook has widgets.
+
+    The site's note replaces the notebook's own ``kernel-note`` cell when there is one (both say the same
+    thing; the page shows it once), and is inserted after the title cell otherwise."""
     if not docname.startswith("notebooks/"):
         return
     text = source[0]
@@ -155,7 +163,10 @@ def prepare_notebook(app, docname: str, source: list[str]) -> None:
         note = _live_note(Path(docname).name + ".ipynb")
         if any("id" in cell for cell in notebook["cells"]):  # nbformat >= 4.5: every cell has an id
             note["id"] = "camtutor-site-live-note"
-        notebook["cells"].insert(1, note)
+        own = [i for i, cell in enumerate(notebook["cells"]) if _is_kernel_note(cell)]
+        for i in reversed(own):
+            del notebook["cells"][i]
+        notebook["cells"].insert(own[0] if own else 1, note)
     source[0] = json.dumps(notebook)
 
 
