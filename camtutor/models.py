@@ -10,6 +10,8 @@ Bundled models (``load(name)``; re-create them with ``python -m camtutor.train N
 * ``"shapes-flat"``: :func:`flat_classifier` on shapes (Flatten head: CAM impossible, Grad-CAM works);
 * ``"shapes-random-labels"``: :func:`gap_classifier` trained to memorise 200 shapes images with *shuffled*
   labels (Adebayo et al. 2018's label randomisation test): it fits them, and is at chance on fresh images;
+* ``"shapes-200"``: its same-data control, :func:`gap_classifier` trained the same way on the same 200 images
+  with their *true* labels;
 * ``"faces"``: a frozen :func:`small_backbone` (a *nested* model) plus a GAP -> Dense head from
   :func:`gap_head_on`, trained on :func:`camtutor.data.faces` -- the original CAM recipe.
 """
@@ -47,6 +49,8 @@ BUNDLED: dict[str, str] = {
     "shapes-flat": "Flatten classifier (circle / square / triangle), 64x64 RGB input, last_conv 8x8x8; Grad-CAM only",
     "shapes-random-labels": "the shapes GAP classifier trained on shuffled labels (memorised, chance on new images); "
     "sanity check",
+    "shapes-200": "the shapes GAP classifier trained like shapes-random-labels on the same 200 images, true "
+    "labels; the label randomisation test's same-data control",
     "faces": "frozen nested conv backbone + GAP -> Dense head, face / not face, 64x64 RGB input; CAM + Grad-CAM; "
     "a teaching model from 25-px grey LFW crops: it calls many non-face photos 'face'",
 }
@@ -55,6 +59,7 @@ _CLASS_NAMES: dict[str, tuple[str, ...]] = {
     "shapes": SHAPE_CLASSES,
     "shapes-flat": SHAPE_CLASSES,
     "shapes-random-labels": SHAPE_CLASSES,
+    "shapes-200": SHAPE_CLASSES,
     "faces": FACE_CLASSES,
 }
 
@@ -68,7 +73,7 @@ def _check_name(name: object) -> str:
 
 
 def available() -> list[str]:
-    """Names of the bundled models, e.g. ``["shapes", "shapes-flat", "shapes-random-labels", "faces"]``."""
+    """Names of the bundled models, e.g. ``["shapes", "shapes-flat", "shapes-random-labels", "shapes-200", "faces"]``."""
     return list(BUNDLED)
 
 
@@ -88,6 +93,7 @@ def build(name: str) -> keras.Model:
         "shapes": lambda: gap_classifier(len(SHAPE_CLASSES)),
         "shapes-flat": lambda: flat_classifier(len(SHAPE_CLASSES)),
         "shapes-random-labels": lambda: gap_classifier(len(SHAPE_CLASSES)),
+        "shapes-200": lambda: gap_classifier(len(SHAPE_CLASSES)),
         "faces": lambda: gap_head_on(small_backbone(), len(FACE_CLASSES), freeze=True, name="faces_cam"),
     }
     return builders[_check_name(name)]()

@@ -4,7 +4,7 @@ Command line::
 
     python -m camtutor.train NAME [--out DIR] [--epochs N] [--seed S]
 
-where NAME is ``shapes``, ``shapes-flat``, ``shapes-random-labels``, ``faces`` or ``all``. It prints the
+where NAME is ``shapes``, ``shapes-flat``, ``shapes-random-labels``, ``shapes-200``, ``faces`` or ``all``. It prints the
 held-out accuracy and writes ``DIR/NAME.weights.h5`` (default: the package's ``camtutor/weights`` folder).
 
 From Python / a notebook::
@@ -22,6 +22,11 @@ data (objects brighter *or* darker than the background, among distractors).
 architecture trained until it *memorises* :func:`random_label_set` (``shapes(200)`` with permuted labels),
 the same way (BatchNorm twin, 100 epochs; fold; plain net 20 epochs at lr / 3). It fits its training
 labels (accuracy >= 0.95) and is at chance (about 1/3) on fresh images.
+
+``shapes-200`` is its same-data control: the same architecture, images and recipe, but the *true* labels
+(``random_label_set()[2]``). The label randomisation test compares the shuffled-label model with a model
+trained on 6000 images; only this control tells how much of the difference comes from the labels and how
+much from seeing 30 times fewer images.
 
 Determinism: ``keras.utils.set_random_seed(seed)`` and
 ``tf.config.experimental.enable_op_determinism()``; the data come from seeded numpy generators; oneDNN's
@@ -57,6 +62,8 @@ DEFAULTS: dict[str, dict] = {
     "shapes-flat": {"epochs": 12, "n_train": 4500, "lr": 1e-3},
     # label randomisation (Adebayo et al. 2018): memorise n_train images with permuted labels, no mirror images
     "shapes-random-labels": {"epochs": 100, "n_train": 200, "lr": 1e-3, "fine_tune_epochs": 20},
+    # its same-data control: the same 200 images and recipe, true labels
+    "shapes-200": {"epochs": 100, "n_train": 200, "lr": 1e-3, "fine_tune_epochs": 20},
     # backbone: trained on faces with a temporary Flatten head; then the GAP head alone
     "faces": {"epochs": 40, "backbone_epochs": 30, "lr": 1e-2, "backbone_lr": 2e-3},
 }
@@ -180,12 +187,16 @@ def random_label_set(n_train: int | None = None, seed: int = 0) -> tuple[np.ndar
     return data.images, np.random.default_rng(seed).permutation(data.labels), data.labels
 
 
-def _train_random_labels(*, epochs: int, n_train: int, lr: float, fine_tune_epochs: int, seed: int, verbose: int):
-    """Adebayo et al.'s label randomisation: fit permuted labels until memorised; accuracy on fresh shapes."""
+def _train_small_set(name: str, *, epochs: int, n_train: int, lr: float, fine_tune_epochs: int, seed: int,
+                     verbose: int):
+    """Train on :func:`random_label_set`'s images: ``shapes-random-labels`` on its permuted labels (Adebayo et
+    al.'s label randomisation, fitted until memorised), ``shapes-200`` on the true ones (the same-data
+    control). Returns ``(model, accuracy on fresh shapes(600, seed + 1000))``."""
     from camtutor import models
 
-    images, shuffled, _ = random_label_set(n_train, seed=seed)
-    model = _fit_folded(models.build("shapes-random-labels"), images, shuffled, epochs=epochs,
+    images, shuffled, true_labels = random_label_set(n_train, seed=seed)
+    labels = shuffled if name == "shapes-random-labels" else true_labels
+    model = _fit_folded(models.build(name), images, labels, epochs=epochs,
                         fine_tune_epochs=fine_tune_epochs, lr=lr, verbose=verbose)
     val_set = _data.shapes(600, seed=seed + _VAL_SEED_OFFSET)
     return model, _accuracy(model, val_set.images, val_set.labels)
@@ -247,7 +258,7 @@ def train(
     """Train one bundled model from scratch.
 
     Args:
-        name: ``"shapes"``, ``"shapes-flat"``, ``"shapes-random-labels"`` or ``"faces"``.
+        name: ``"shapes"``, ``"shapes-flat"``, ``"shapes-random-labels"``, ``"shapes-200"`` or ``"faces"``.
         out_dir: folder to write ``NAME.weights.h5`` into; ``None`` = do not save.
         epochs: override the default number of epochs (for "faces": the head's epochs).
         seed: random seed (data split / initialisation / shuffling).
@@ -271,8 +282,8 @@ def train(
     _seed_everything(seed)
     if name == "faces":
         model, acc = _train_faces(seed=seed, verbose=verbose, **cfg)
-    elif name == "shapes-random-labels":
-        model, acc = _train_random_labels(seed=seed, verbose=verbose, **cfg)
+    elif name in ("shapes-random-labels", "shapes-200"):
+        model, acc = _train_small_set(name, seed=seed, verbose=verbose, **cfg)
     else:
         model, acc = _train_shapes(name, seed=seed, verbose=verbose, **cfg)
     if out_dir is not None:
@@ -298,9 +309,10 @@ def main(argv: list[str] | None = None) -> int:
         model, acc = train(name, args.out, epochs=args.epochs, seed=args.seed, verbose=args.verbose)
         dt = time.perf_counter() - t0
         memorised = ""
-        if name == "shapes-random-labels":
-            images, shuffled, _ = random_label_set(seed=args.seed)
-            memorised = f", accuracy on its shuffled training labels {_accuracy(model, images, shuffled):.3f}"
+        if name in ("shapes-random-labels", "shapes-200"):
+            images, shuffled, true_labels = random_label_set(seed=args.seed)
+            labels, which = (shuffled, "shuffled") if name == "shapes-random-labels" else (true_labels, "true")
+            memorised = f", accuracy on its {which} training labels {_accuracy(model, images, labels):.3f}"
         print(f"{name}: held-out accuracy {acc:.3f}{memorised} ({dt:.0f} s) -> {Path(args.out) / (name + '.weights.h5')}")
     return 0
 

@@ -54,18 +54,19 @@ def test_gap_head_on_freezes_backbone():
 
 
 def test_registry():
-    assert models.available() == ["shapes", "shapes-flat", "shapes-random-labels", "faces"]
+    assert models.available() == ["shapes", "shapes-flat", "shapes-random-labels", "shapes-200", "faces"]
     assert set(models.BUNDLED) == set(models.available())
     assert models.class_names("shapes") == ("circle", "square", "triangle")
     assert models.class_names("faces") == ("not face", "face")
     assert models.class_names("shapes-random-labels") == models.class_names("shapes")
+    assert models.class_names("shapes-200") == models.class_names("shapes")
     with pytest.raises(ModelError, match="shapes-flat"):
         models.load("cats")
     with pytest.raises(ModelError):
         models.class_names("nope")
 
 
-@pytest.mark.parametrize("name", ["shapes", "shapes-flat", "shapes-random-labels", "faces"])
+@pytest.mark.parametrize("name", ["shapes", "shapes-flat", "shapes-random-labels", "shapes-200", "faces"])
 def test_weight_files_small(name):
     p = models.weights_path(name)
     assert p.is_file(), f"missing {p}; run python -m camtutor.train {name}"
@@ -108,6 +109,43 @@ def test_random_labels_model_memorised_its_shuffled_labels_and_is_at_chance_on_n
     assert _acc(m, images, shuffled) >= 0.95                            # memorised
     # about chance on 600 new images (0.37 [0.33, 0.41] here; 0.33 on 2000 others), where the real model scores >= 0.97
     assert abs(_acc(m, fresh_shapes.images, fresh_shapes.labels) - 1 / 3) < 0.1
+
+
+def test_same_data_control_fits_the_true_labels_of_the_same_images(fresh_shapes):
+    """shapes-200: the label randomisation test's control, the same 200 images and recipe with the true labels."""
+    from camtutor.train import random_label_set
+
+    m = models.load("shapes-200")
+    assert [w.shape for w in m.weights] == [w.shape for w in models.build("shapes").weights]
+    images, shuffled, true_labels = random_label_set()
+    assert _acc(m, images, true_labels) >= 0.95                         # fits its (true) labels
+    assert _acc(m, images, shuffled) < 0.6                              # not the shuffled ones
+    # learned a little: above chance on 600 new images, far below the 6000-image shapes model (>= 0.97)
+    assert 0.38 < _acc(m, fresh_shapes.images, fresh_shapes.labels) < 0.7
+    weights = [np.asarray(w) for w in m.weights]
+    other = [np.asarray(w) for w in models.load("shapes-random-labels").weights]
+    assert any(not np.allclose(a, b) for a, b in zip(weights, other))
+
+
+@pytest.mark.parametrize("name, which", [("shapes-random-labels", 1), ("shapes-200", 2)])
+def test_small_set_models_train_on_the_same_images_with_their_own_labels(monkeypatch, name, which):
+    """shapes-random-labels learns the permuted labels, shapes-200 the true ones, of the same images."""
+    from camtutor import train as training
+
+    seen = {}
+
+    def fake_fit(model, x, y, **kwargs):
+        seen.update(x=x, y=y, **kwargs)
+        return model
+
+    monkeypatch.setattr(training, "_fit_folded", fake_fit)
+    training.train(name, None, n_train=30)
+    expected = training.random_label_set(30)
+    np.testing.assert_array_equal(seen["x"], expected[0])
+    np.testing.assert_array_equal(seen["y"], expected[which])
+    assert not np.array_equal(expected[1], expected[2])                # the two label sets differ
+    assert training.DEFAULTS["shapes-200"] == training.DEFAULTS["shapes-random-labels"]
+    assert seen["epochs"] == 100 and seen["fine_tune_epochs"] == 20
 
 
 def test_faces_model():
