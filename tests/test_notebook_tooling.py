@@ -255,3 +255,22 @@ def test_no_printed_number_below_its_noise_floor(path):
             text = str(output.get("text", "")) + str(output.get("data", {}).get("text/plain", ""))
             noisy += [(index, found) for found in NOISE.findall(text)]
     assert not noisy, f"(cell, number) printed at the noise level; print a bound such as '< 1e-5': {noisy[:10]}"
+
+
+def test_the_guide_schedules_every_notebook_in_sessions_that_add_up():
+    guide = (ROOT / "docs" / "instructor-guide.md").read_text()
+    schedule = guide.split("## Suggested schedule", 1)[1].split("\n## ", 1)[0]
+    minutes = {}
+    for number, class_time in re.findall(r"^\| (\d\d) · .*\| (\d+) min \|$", schedule, flags=re.M):
+        minutes[number] = int(class_time)
+    assert sorted(minutes) == [p.name[:2] for p in NOTEBOOKS], "every notebook has one schedule row"
+    sessions = re.findall(r"session \d: (\d\d)–(\d\d)\s+\((\d+) min", schedule)
+    assert sessions, "the schedule names its sessions"
+    covered = []
+    for first, last, stated in sessions:
+        numbers = [n for n in minutes if first <= n <= last]
+        covered += numbers
+        assert sum(minutes[n] for n in numbers) == int(stated), (first, last)
+        assert int(stated) <= 180, f"session {first}-{last} does not fit 3 hours"
+    assert covered == sorted(minutes), "the sessions cover every notebook once, in order"
+    assert "notebooks 00–" + max(minutes) in guide
