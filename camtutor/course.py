@@ -11,6 +11,8 @@ from typing import Sequence
 
 import numpy as np
 
+from camtutor.errors import CamTutorError
+
 __all__ = [
     "receptive_field",
     "measured_receptive_field",
@@ -34,13 +36,13 @@ def receptive_field(model, layer: str) -> tuple[int, int]:
     input to ``layer``. Each Conv2D / pooling layer with kernel ``k``, stride ``s`` and dilation ``d``
     grows the field by ``(k - 1) * d * jump`` and multiplies the jump (distance in pixels between two
     neighbouring cells) by ``s``: ``size_out = size_in + (k - 1) d j_in``, ``j_out = j_in s``.
-    Layers without a kernel (activations, batch norm, ...) change neither. Raises ``ValueError`` when
+    Layers without a kernel (activations, batch norm, ...) change neither. Raises :class:`camtutor.CamTutorError` (a ``ValueError``) when
     the layer is not found or a layer type is unknown (a global pooling, a Dense...).
     """
     size, jump = 1, 1
     names = [item.name for item in model.layers]
     if layer not in names:
-        raise ValueError(f"no layer {layer!r} in model {model.name!r}; layers: {names}")
+        raise CamTutorError(f"no layer {layer!r} in model {model.name!r}; layers: {names}")
     for item in model.layers:
         config = item.get_config()
         if "kernel_size" in config or "pool_size" in config:
@@ -50,7 +52,7 @@ def receptive_field(model, layer: str) -> tuple[int, int]:
             size += (kernel - 1) * dilation * jump
             jump *= stride
         elif "Global" in type(item).__name__ or type(item).__name__ in ("Dense", "Flatten"):
-            raise ValueError(f"layer {item.name!r} ({type(item).__name__}) comes before {layer!r}: not a plain conv chain")
+            raise CamTutorError(f"layer {item.name!r} ({type(item).__name__}) comes before {layer!r}: not a plain conv chain")
         if item.name == layer:
             break
     return size, jump
@@ -109,9 +111,9 @@ def show_shared_scale(
     images = [np.asarray(image, dtype=np.float32) for image in images]
     maps = [np.asarray(heat, dtype=np.float32) for heat in maps]
     if len(images) != len(maps):
-        raise ValueError(f"got {len(images)} images but {len(maps)} maps; pass one map per image")
+        raise CamTutorError(f"got {len(images)} images but {len(maps)} maps; pass one map per image")
     if any(heat.ndim != 2 for heat in maps):
-        raise ValueError("every map must be 2-D (h, w); pick one map per panel, e.g. maps[0]")
+        raise CamTutorError("every map must be 2-D (h, w); pick one map per panel, e.g. maps[0]")
     if vmax is None:
         vmax = max((float(np.abs(heat).max()) for heat in maps), default=0.0) or 1.0
     n = len(maps)
@@ -165,7 +167,7 @@ def plant_mark(images: np.ndarray, where) -> np.ndarray:
     ``images[where]`` (``where``: a bool mask or indices over B). The watermark of notebook 08."""
     images = np.asarray(images, dtype=np.float32)
     if images.ndim != 4 or min(images.shape[1:3]) < 6:
-        raise ValueError(f"images must be (B, H, W, C) with H, W >= 6; got shape {images.shape}")
+        raise CamTutorError(f"images must be (B, H, W, C) with H, W >= 6; got shape {images.shape}")
     checker = (np.indices((5, 5)).sum(axis=0) % 2).astype(np.float32)
     out = images.copy()
     out[where, MARK[0], MARK[1], :] = checker[None, :, :, None]
@@ -186,7 +188,7 @@ def train_small_gap(images: np.ndarray, labels: np.ndarray, *, epochs: int = 12,
     images = np.asarray(images, dtype=np.float32)
     labels = np.asarray(labels)
     if images.ndim != 4 or len(images) != len(labels) or len(images) == 0:
-        raise ValueError(f"need images (N, S, S, C) and labels (N,), N > 0; got {images.shape} and "
+        raise CamTutorError(f"need images (N, S, S, C) and labels (N,), N > 0; got {images.shape} and "
                          f"{labels.shape}")
     keras.utils.set_random_seed(seed)
     layers = keras.layers
