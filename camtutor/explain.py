@@ -651,7 +651,7 @@ def class_probabilities(model: keras.Model, images: np.ndarray) -> np.ndarray:
     """The model's class probabilities (B, C), computed the way camtutor reads the output (sigmoid -> 2 classes)."""
     ex = explainer(model)
     images = check_images(images, ex.input_shape, model=ex.model)
-    probabilities = read_scores(ex.info, model(images, training=False), pre_activation=False)[1]
+    probabilities = read_scores(ex.info, surgery.run(lambda x: model(x, training=False), images), pre_activation=False)[1]
     rows = _nonfinite_rows(probabilities, len(images))
     if rows is not None:
         raise ModelError(

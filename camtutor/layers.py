@@ -11,11 +11,11 @@ from typing import Iterator
 
 import keras
 import numpy as np
-from keras.src.ops import core as _ops_core
-from keras.src.ops import nn as _ops_nn
-from keras.src.ops import numpy as _ops_numpy
 
 from camtutor.errors import LayerError, ModelError
+from camtutor.keras_internals import ops_core as _ops_core  # the private keras.src APIs live in keras_internals
+from camtutor.keras_internals import ops_nn as _ops_nn
+from camtutor.keras_internals import ops_numpy as _ops_numpy
 
 _SQUASHING = ("softmax", "sigmoid")
 

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import re
 import threading
 from typing import Callable, Iterator
 
 import keras
 import tensorflow as tf
 
-from camtutor.errors import CamTutorError, LayerError, TargetError
+from camtutor.errors import CamTutorError, LayerError, ModelError, TargetError
 from camtutor.feature_maps import layout_of
 from camtutor.layers import OutputInfo
 
@@ -236,7 +237,9 @@ def _camtutor_error_in(exc: BaseException) -> CamTutorError | None:
 
 
 def run(function: Callable, *args):
-    """Call a compiled camtutor function; errors from tracing come out as the CamTutorError they are."""
+    """Call a compiled camtutor function (or the model); errors from tracing come out as the CamTutorError they
+    are, and TensorFlow's out-of-memory / invalid-argument errors and a ValueError of the model as one
+    (:func:`running_error`)."""
     try:
         return function(*args)
     except CamTutorError:
@@ -250,7 +253,22 @@ def run(function: Callable, *args):
                 f"{TARGET_SHAPE_MESSAGE}: the target returned a different number of scores than there are images; "
                 "return e.g. scores[:, c] or a difference of such columns"
             ) from None
+        if isinstance(exc, (tf.errors.ResourceExhaustedError, tf.errors.InvalidArgumentError, ValueError)):
+            raise running_error(exc, args[0] if args else None) from exc
         raise
+
+
+def running_error(exc: BaseException, images: object) -> CamTutorError:
+    """The CamTutorError for an error TensorFlow or the model raised while running on ``images`` (B, H, W, C)."""
+    shape = tuple(getattr(images, "shape", ()))
+    what = f"{shape[0]} image(s) of {shape[1]}x{shape[2]} pixels" if len(shape) == 4 else "these inputs"
+    if isinstance(exc, tf.errors.ResourceExhaustedError):
+        return CamTutorError(f"out of memory while running the model on {what}; pass fewer or smaller images "
+                             "(camtutor.resize_images), or choose a smaller model")
+    lines = [line.strip() for line in re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).splitlines() if line.strip()]
+    detail = next((line for line in lines if "Exception encountered" not in line), type(exc).__name__)
+    return ModelError(f"the model failed on {what} ({type(exc).__name__}: {detail[:300]}); check that the images "
+                      "have the size, channels and scale the model expects (too small for its convolutions?)")
 
 
 def target_scores(target: Callable, scores: tf.Tensor) -> tf.Tensor:
