@@ -369,7 +369,7 @@ class _Explainer:
         def build() -> Callable:
             def ablated_scores(batch, rows, activations, keep):
                 images = tf.gather(batch, rows)
-                dtype = layer.compute_dtype or "float32"
+                dtype = getattr(layer, "compute_dtype", None) or layer.output.dtype  # an operation has none
 
                 def replacement():
                     return tf.cast(activations * keep[:, None, None, :], dtype)

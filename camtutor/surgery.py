@@ -44,7 +44,8 @@ def _activations() -> dict:
 class Capture:
     """Collects the tensors a layer produced while a model runs under tracing."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = "the layer") -> None:
+        self.name = name
         self.tensors: list[tf.Tensor] = []
         #: guided ReLUs that ran after the layer was captured (possibly above it, between ``A`` and the score)
         self.guided_after = 0
@@ -53,8 +54,9 @@ class Capture:
     def tensor(self) -> tf.Tensor:
         if len(self.tensors) != 1:
             raise LayerError(
-                f"the layer ran {len(self.tensors)} times in one forward pass; camtutor needs a layer used "
-                "exactly once (shared layers are ambiguous): choose another layer"
+                f"{self.name} ran {len(self.tensors)} times in one forward pass (a shared layer, or one called "
+                "from inside another layer); camtutor needs a layer that runs exactly once: choose a layer after "
+                "the calls are merged, or before the sharing starts (camtutor.conv_layers(model) lists them)"
             )
         return self.tensors[0]
 
@@ -165,7 +167,7 @@ def traced(
 
     Holds camtutor's tracing lock; the hooks act only in this thread.
     """
-    capture = Capture()
+    capture = Capture("the layer" if layer is None else f"layer {getattr(layer, 'name', layer)!r}")
     run_layer = None  # how the captured layer computes its output: its own call, or its guided ReLU
 
     def capture_hook(original, *args, **kwargs):
