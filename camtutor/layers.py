@@ -108,6 +108,18 @@ def _leaf_layers(model: keras.Model) -> Iterator[keras.layers.Layer]:
         yield layer
 
 
+def semantic_key(model: keras.Model) -> tuple:
+    """What a user can change on a built model that changes what it computes without changing its graph:
+    every layer's ``activation`` attribute (``model.layers[-1].activation = None``, the Keras Grad-CAM
+    example's way to get logits) and a ``call`` set on a layer instance. Compare element-wise with ``is``:
+    anything cached about the model (its output activation, traced functions) is stale when one differs."""
+    key = []
+    for layer in _leaf_layers(model):
+        key.append(getattr(layer, "activation", None))
+        key.append(vars(layer).get("call"))
+    return tuple(key)
+
+
 def _output_shape(layer: keras.layers.Layer) -> tuple | None:
     try:
         return tuple(layer.output.shape)

@@ -200,6 +200,8 @@ def test_removing_the_output_activation_is_seen(images):
     w = model.get_layer("out").kernel.numpy()[:, 1]
     np.testing.assert_allclose(ct.grad_cam(model, images, 1), np.maximum(a @ w / (SIZE * SIZE), 0), rtol=1e-5,
                                atol=1e-7)
+    auc, curves = ct.metrics.deletion(model, images, ct.grad_cam(model, images, 1), 1, steps=4)
+    assert (curves >= 0).all() and (curves <= 1).all() and ((auc >= 0) & (auc <= 1)).all()
     model.layers[-1].activation = keras.activations.sigmoid  # another semantic change: read again
     assert ct.explain.explainer(model).info.activation == "sigmoid"
     np.testing.assert_allclose(ct.class_probabilities(model, images), model(images).numpy(), rtol=1e-6)
