@@ -6,7 +6,7 @@ The grader (``python -m tools.labs grade``) appends one cell per question to the
     grade(globals(), "gap_cam", "peak", "my_peak", "/tmp/.../peak.json", 60)
 
 Each case runs under its own time limit (SIGALRM where the platform has it; the grader's per-cell limit
-stops the rest). A case passes when it returns; any exception, a timeout or a missing function fails it,
+stops the rest); after a timeout the question's remaining cases fail without running. A case passes when it returns; any exception, a timeout or a missing function fails it,
 with a short reason. The results go to a file, not to the cell's output, which the student's code can print to.
 """
 
@@ -54,6 +54,8 @@ def grade(namespace: dict, module: str, question: str, function: str, result_pat
         reason = ""
         if not callable(student):
             reason = f"{function} is not defined"
+        elif any(previous[2].startswith("timed out") for previous in results):
+            reason = "not run: an earlier case timed out"
         else:
             try:
                 with _time_limit(seconds):

@@ -128,5 +128,5 @@ def solution_source(module: str, function: str) -> str | None:
     text = path.read_text(encoding="utf-8")
     for node in ast.parse(text).body:
         if isinstance(node, ast.FunctionDef) and node.name == function:
-            return ast.get_source_segment(text, node)
+            return "\n".join(text.split("\n")[node.lineno - 1:node.end_lineno])
     return None

@@ -36,8 +36,8 @@ _CASES = {
 
 
 def _variants(pixel, n_cells, size, jump, start):
-    first = start + jump * np.arange(n_cells)
-    inclusive = np.flatnonzero((first <= pixel) & (pixel <= first + size))
+    begins = np.arange(n_cells) * jump + start
+    inclusive = np.flatnonzero((begins <= pixel) & (pixel <= begins + size))   # the end pixel counted in
     no_start = np.flatnonzero((jump * np.arange(n_cells) <= pixel) & (pixel < jump * np.arange(n_cells) + size))
     lo, hi = int(np.ceil((pixel - size + 1 - start) / jump)), int(np.floor((pixel - start) / jump))
     unclipped = np.arange(lo, hi + 1)

@@ -36,10 +36,10 @@ def _variant(maps, masks, *, swap=False, resize=True, constant_is_miss=True):
     from camtutor.metrics import resize_maps
 
     big = resize_maps(np.asarray(maps, dtype=np.float32), masks.shape[1:]) if resize else np.asarray(maps)
-    flat = big.reshape(len(big), -1)
-    rows, cols = np.unravel_index(flat.argmax(axis=1), big.shape[1:])
+    pixels = big.reshape(big.shape[0], -1)
+    rows, cols = np.unravel_index(pixels.argmax(axis=1), big.shape[1:])
     hits = masks[np.arange(len(masks)), cols, rows] if swap else masks[np.arange(len(masks)), rows, cols]
-    return hits & (flat.max(axis=1) > flat.min(axis=1)) if constant_is_miss else hits
+    return hits & (pixels.max(axis=1) > pixels.min(axis=1)) if constant_is_miss else hits
 
 
 _MISTAKES = (
