@@ -4,6 +4,7 @@ Command line (from the repository root)::
 
     python -m tools.labs release OUT [NN ...]       # every notebook with graded questions, or name some
     python -m tools.labs grade OUT/autograder SUB.ipynb [...] --csv grades.csv
+    python -m tools.labs grade OUT/autograder OUT/instructor/*.ipynb --require-full-marks   # check a release
 
 ``release`` writes three folders:
 
@@ -35,6 +36,7 @@ import math
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -229,7 +231,8 @@ def grade_one(path: Path, autograder: Path, lab: dict, cell_timeout: float = 120
         client = NotebookClient(notebook, timeout=cell_timeout, allow_errors=True, kernel_name="python3",
                                 record_timing=False, store_widget_state=False,
                                 resources={"metadata": {"path": work}})
-        with client.setup_kernel(env=_kernel_env()):
+        # The kernel process's own stderr (its start-up warnings, TensorFlow's C++ log) is not the notebook's.
+        with client.setup_kernel(env=_kernel_env(), stderr=subprocess.DEVNULL):
             alive = True
             for index, cell in enumerate(list(notebook.cells)):
                 if cell.cell_type != "code" or not cell.source.strip():
@@ -350,6 +353,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="ISO date and time, e.g. 2027-01-15T23:59; files modified later are late")
     marks.add_argument("--late-penalty", type=float, default=1.0,
                        help="share of the points lost per started day late (default: %(default)s, late scores 0)")
+    marks.add_argument("--require-full-marks", action="store_true",
+                       help="exit 1 unless every submission scores full marks (check the instructor notebooks)")
     return parser
 
 
@@ -375,6 +380,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                  echo=lambda *a, **k: print(*a, **k))
     total = sum(r["points"] for r in rows)
     print(f"graded {len(rows)} submission(s), {total:g} points in all" + (f"; wrote {args.csv}" if args.csv else ""))
+    short = [r["submission"] for r in rows if not r["max_points"] or r["points"] < r["max_points"]]
+    if args.require_full_marks and short:
+        print(f"error: not full marks: {', '.join(short)}", file=sys.stderr)
+        return 1
     return 0
 
 
