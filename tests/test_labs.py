@@ -241,3 +241,17 @@ def test_hanging_and_broken_submissions_beside_good_ones(graded):
 def test_command_line_refuses_a_folder_without_lab_json(tmp_path, capsys):
     assert labs.main(["grade", str(tmp_path), str(tmp_path / "x.ipynb")]) == 2
     assert "run release first" in capsys.readouterr().err
+
+
+def test_late_days_count_started_days_after_the_deadline(tmp_path):
+    import datetime as dt
+    import os
+
+    path = tmp_path / "late.ipynb"
+    path.write_text("{}")
+    deadline = dt.datetime(2027, 1, 15, 23, 59)
+    for hours, days in ((-5, 0), (0.5, 1), (24, 1), (30, 2)):
+        moment = (deadline + dt.timedelta(hours=hours)).timestamp()
+        os.utime(path, (moment, moment))
+        assert labs._late_days(path, deadline) == days, hours
+    assert labs._late_days(path, None) == 0
