@@ -193,8 +193,8 @@ def graded(released, tmp_path_factory):
     path, hanging = _read(out, "instructor", "00")                   # loops for ever before its answer
     hanging.cells.insert(5, nbformat.v4.new_code_cell("while True:\n    pass"))
     nbformat.write(hanging, submissions / "hanging.ipynb")
-    (submissions / "broken.ipynb").write_text('{"cells": [', encoding="utf-8")
-    paths += [submissions / "partial.ipynb", submissions / "broken.ipynb", submissions / "hanging.ipynb"]
+    (submissions / "broken_04_gradients.ipynb").write_text('{"cells": [', encoding="utf-8")
+    paths += [submissions / "partial.ipynb", submissions / "broken_04_gradients.ipynb", submissions / "hanging.ipynb"]
     printed = []
     start = time.perf_counter()
     rows = labs.grade(out / "autograder", paths, submissions / "grades.csv", cell_timeout=CELL_TIMEOUT,
@@ -227,13 +227,14 @@ def test_one_answered_question_scores_partial_credit(graded):
 
 def test_hanging_and_broken_submissions_beside_good_ones(graded):
     table, rows, printed, seconds = graded
-    assert [Path(r["submission"]).stem for r in rows][-3:] == ["partial", "broken", "hanging"]
-    broken, hanging = table["broken"], table["hanging"]
-    assert broken["points"] == "0" and broken["note"].startswith("invalid notebook")
+    assert [Path(r["submission"]).stem for r in rows][-3:] == ["partial", "broken_04_gradients", "hanging"]
+    broken, hanging = table["broken_04_gradients"], table["hanging"]
+    assert broken["note"].startswith("invalid notebook: NotJSONError")
+    assert (broken["notebook"], broken["points"], broken["max_points"], broken["weights"]) == ("04_gradients", "0", "3", "0")
     assert "cell 5 timed out after 60 s" in hanging["note"]
     assert hanging["points"] == hanging["max_points"] == "4"          # its answer, after the loop, still counts
     assert len(printed) == 2 * len(rows) and printed[0].startswith("[1/") and "points" in printed[-1]
-    assert list(table["broken"]) == ["submission", "notebook", "points", "max_points", "peak", "target",
+    assert list(table["broken_04_gradients"]) == ["submission", "notebook", "points", "max_points", "peak", "target",
                                      "contrast", "weights", "note"]
     print(f"graded {len(rows)} submissions in {seconds:.0f} s")
 

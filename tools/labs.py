@@ -156,11 +156,11 @@ def release(out: Path, names: Sequence[str] = (), notebook_dir: Path = NOTEBOOK_
 
 # --------------------------------------------------------------------------- grade
 def _which_notebook(notebook, path: Path, lab: dict) -> str | None:
-    named = (notebook.metadata.get("camtutor_lab") or {}).get("notebook")
+    named = (notebook.metadata.get("camtutor_lab") or {}).get("notebook") if notebook is not None else None
     if named in lab["notebooks"]:
         return named
-    for stem in lab["notebooks"]:  # a renamed or re-saved copy: its file name starts with the number
-        if path.name.startswith(stem) or path.name[:3] == stem[:3]:
+    for stem in lab["notebooks"]:  # a renamed or re-saved copy: its file name holds the stem, or starts with the number
+        if stem in path.name or path.name[:3] == stem[:3]:
             return stem
     return None
 
@@ -216,6 +216,10 @@ def grade_one(path: Path, autograder: Path, lab: dict, cell_timeout: float = 120
         nbformat.validate(notebook)
     except Exception as error:  # not JSON, not a notebook, an invalid notebook
         row["note"] = f"invalid notebook: {type(error).__name__}: {str(error).splitlines()[0][:120] if str(error) else ''}"
+        stem = _which_notebook(None, path, lab)
+        if stem is not None:  # known from its file name: zero for each of its questions
+            row.update(notebook=stem, max_points=lab["notebooks"][stem]["max_points"])
+            row.update({q["question"]: 0 for q in lab["notebooks"][stem]["questions"]})
         return row
     stem = _which_notebook(notebook, path, lab)
     if stem is None:
