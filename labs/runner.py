@@ -64,7 +64,9 @@ def grade(namespace: dict, module: str, question: str, function: str, result_pat
                 reason = f"timed out after {seconds:g} s"
             except AssertionError as error:
                 reason = str(error).splitlines()[0] if str(error) else "wrong answer"
-            except Exception as error:  # the student's code raised
+            except KeyboardInterrupt:  # the grader's interrupt: stop here, write nothing
+                raise
+            except BaseException as error:  # the student's code raised (SystemExit included)
                 reason = f"raised {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}".rstrip(": ")
         results.append([case.__name__, not reason, reason[:200]])
     with open(result_path, "w", encoding="utf-8") as file:

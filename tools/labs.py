@@ -231,7 +231,9 @@ def grade_one(path: Path, autograder: Path, lab: dict, cell_timeout: float = 120
         row[question["question"]] = 0
     notes: list[str] = []
     notebook = _cleared(notebook)
-    with tempfile.TemporaryDirectory(prefix="camtutor-grade-") as work:
+    # The kernel works in one empty folder; the results go to another, which the student's cells never learn.
+    with tempfile.TemporaryDirectory(prefix="camtutor-grade-") as work, \
+            tempfile.TemporaryDirectory(prefix="camtutor-results-") as results:
         client = NotebookClient(notebook, timeout=cell_timeout, allow_errors=True, kernel_name="python3",
                                 record_timing=False, store_widget_state=False,
                                 resources={"metadata": {"path": work}})
@@ -258,8 +260,8 @@ def grade_one(path: Path, autograder: Path, lab: dict, cell_timeout: float = 120
                 if error and len([n for n in notes if " raised " in n]) < 3:
                     notes.append(f"cell {index} raised {error[:100]}")
             for question in entry["questions"]:
-                name = question["question"]
-                result = Path(work) / f".grade-{name}.json"
+                name, error = question["question"], None
+                result = Path(results) / f"{name}.json"
                 if alive:
                     source = (f"import sys as _lab_sys\n_lab_sys.path.insert(0, {str(Path(autograder).resolve())!r})\n"
                               f"from {lab.get('package', PACKAGE)}.runner import grade as _lab_grade\n"
@@ -272,8 +274,10 @@ def grade_one(path: Path, autograder: Path, lab: dict, cell_timeout: float = 120
                         alive = _responsive(client)
                     except DeadKernelError:
                         alive = False
+                    error = _error_of(client.nb.cells[-1])
                 if not result.is_file():
-                    notes.append(f"{name}: not graded (the kernel stopped)")
+                    why = f"its grading cell raised {error[:100]}" if alive and error else "the kernel stopped"
+                    notes.append(f"{name}: not graded ({why})")
                     continue
                 cases = json.loads(result.read_text(encoding="utf-8"))
                 row[name] = sum(1 for _, passed, _ in cases if passed)
