@@ -403,11 +403,12 @@ def test_static_figure_has_one_row_per_class_and_one_column_per_layer(explorer):
 # --------------------------------------------------------------------------- notebook 06's exercise
 def test_exercise_reference_passes_and_matches_the_explorers_indexing():
     from camtutor.exercises import explorer as ex
+    from labs.solutions import explorer as ref
 
-    assert ex.predicted_maps.evaluate(ex.reference_predicted_maps)[0]
+    assert ex.predicted_maps.evaluate(ref.my_predicted_maps)[0]
     maps = np.arange(2 * 3 * 2 * 2, dtype=np.float32).reshape(2, 3, 2, 2)
     probabilities = np.array([[0.1, 0.7, 0.2], [0.6, 0.3, 0.1]])
-    np.testing.assert_array_equal(ex.reference_predicted_maps(maps, probabilities), maps[[0, 1], [1, 0]])
+    np.testing.assert_array_equal(ref.my_predicted_maps(maps, probabilities), maps[[0, 1], [1, 0]])
 
 
 @pytest.mark.parametrize(
