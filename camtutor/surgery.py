@@ -28,7 +28,7 @@ import tensorflow as tf
 
 from camtutor.errors import CamTutorError, LayerError, ModelError, TargetError
 from camtutor.feature_maps import layout_of
-from camtutor.layers import OutputInfo, _leaf_layers
+from camtutor.layers import OutputInfo, _is_builtin, _leaf_layers
 
 _LOCK = threading.RLock()
 _LOCAL = threading.local()  # .hooks: {id(layer): hook(original_call, *args, **kwargs)}; .act: {id(layer): fn}
@@ -198,18 +198,33 @@ def _guided_targets(model, made: set | None = None) -> tuple[list, list]:
     return by_activation, by_call
 
 
-class _GraphScan:
-    """The graph operations created while a model runs under tracing: finds ReLUs nothing guided."""
+def _user_code(layer) -> bool:
+    """True for a layer whose computation camtutor cannot see: a Lambda, a custom layer class, or a Keras
+    layer whose ``activation`` is a function of the user's (not Keras's or TensorFlow's, not a known ReLU)."""
+    if isinstance(layer, keras.Model):
+        return False
+    if isinstance(layer, keras.layers.Lambda) or not _is_builtin(layer):
+        return True
+    activation = getattr(layer, "activation", None)
+    module = getattr(activation, "__module__", "") or ""
+    return callable(activation) and not module.startswith(("keras.", "tensorflow.")) and \
+        _relu_clip(activation) is _NO_RELU
 
-    def __init__(self) -> None:
-        self.graph = None if tf.executing_eagerly() else tf.compat.v1.get_default_graph()
-        self.start = len(self.graph.get_operations()) if self.graph is not None else 0
 
-    def unguided_relus(self, made: set) -> list[str]:
-        if self.graph is None:
-            return []
-        return [op.name for op in self.graph.get_operations()[self.start:]
-                if op.type in ("Relu", "Relu6") and op.name not in made]
+def _relu_watch(unguided: list, made: set) -> Callable:
+    """A call hook that runs the layer and lists the Relu/Relu6 graph operations it created that no guided
+    ReLU made: a ReLU inside user code, which guided backpropagation cannot reach."""
+
+    def hook(original, *args, **kwargs):
+        graph = None if tf.executing_eagerly() else tf.compat.v1.get_default_graph()
+        start = len(graph.get_operations()) if graph is not None else 0
+        out = original(*args, **kwargs)
+        if graph is not None:
+            unguided.extend(op.name for op in graph.get_operations()[start:]
+                            if op.type in ("Relu", "Relu6") and op.name not in made and op.name not in unguided)
+        return out
+
+    return hook
 
 
 def _unguided_error(names: list[str]) -> ModelError:
@@ -247,7 +262,7 @@ def traced(
     pruned from the graph; a token layer with a class token runs, and keeps its class token):
     Ablation-CAM reruns the rest of the network on ablated activations this way. ``guided``: the model
     whose ReLUs get guided-backpropagation gradients, whatever their spelling (:func:`_guided_targets`);
-    a ReLU left in the traced graph that nothing guided (inside a Lambda or custom layer) raises
+    a ReLU inside user code (a Lambda, a custom layer, a user's activation function) raises
     ModelError, and a model with no ReLU at all warns (guided backprop is then the plain gradient);
     a captured ReLU layer stays guided, and ``capture.guided_after`` counts the guided ReLUs that ran after the capture (0
     means none lies between the captured layer and the score, so there ``dy/dA`` is the plain gradient).
@@ -287,8 +302,10 @@ def traced(
             stack.enter_context(_patched(final, "activation", _activation_wrapper(final)))
             acts[id(final)] = _identity
         made: set = set()
+        unguided: list = []
         if guided is not None:
             by_activation, by_call = _guided_targets(guided, made)
+            watched = [x for x in guided._flatten_layers(include_self=False, recursive=True) if _user_code(x)]
             for target, fn in by_activation:
                 if id(target) not in acts:
                     stack.enter_context(_patched(target, "activation", _activation_wrapper(target)))
@@ -297,6 +314,10 @@ def traced(
                 if id(target) not in hooks:
                     stack.enter_context(_patched(target, "call", _call_wrapper(target)))
                     hooks[id(target)] = lambda original, inputs, *a, _fn=counted(fn), **k: _fn(inputs)
+            for target in watched:  # ReLUs hidden in user code: refused after the pass (ModelError)
+                if id(target) not in hooks:
+                    stack.enter_context(_patched(target, "call", _call_wrapper(target)))
+                    hooks[id(target)] = _relu_watch(unguided, made)
         if layer is not None:
             run_layer = hooks.get(id(layer))  # a ReLU layer that is captured stays guided
             if run_layer is None:
@@ -304,10 +325,8 @@ def traced(
             hooks[id(layer)] = capture_hook
         previous = _hooks(), _activations()
         _LOCAL.hooks, _LOCAL.act = {**previous[0], **hooks}, {**previous[1], **acts}
-        scan = _GraphScan() if guided is not None else None
         try:
             yield capture
-            unguided = scan.unguided_relus(made) if scan is not None else []
             if unguided:
                 raise _unguided_error(unguided)
             if guided is not None and not made and not by_activation and not by_call:

@@ -145,17 +145,44 @@ def test_guided_backprop_is_the_same_whatever_the_relu_spelling(images):
         np.testing.assert_allclose(ggc, expected_ggc, rtol=1e-4, atol=1e-6 * np.abs(expected_ggc).max())
 
 
-def test_a_relu_guided_backprop_cannot_reach_is_refused(images):
+class _HiddenReLU(keras.layers.Layer):
+    def call(self, x):
+        return tf.nn.relu(x)
+
+
+def _user_relu(x):
+    return tf.nn.relu(x)
+
+
+HIDDEN = {
+    "lambda": lambda: keras.layers.Lambda(lambda t: tf.nn.relu(t), name="hidden_relu"),
+    "custom_layer": lambda: _HiddenReLU(name="hidden_relu"),
+    "user_activation": lambda: keras.layers.Activation(_user_relu, name="hidden_relu"),
+}
+
+
+@pytest.mark.parametrize("hidden", sorted(HIDDEN))
+def test_a_relu_guided_backprop_cannot_reach_is_refused(images, hidden):
     inputs = keras.Input((SIZE, SIZE, 3))
     x = keras.layers.Conv2D(6, 3, padding="same", name="c0")(inputs)
-    x = keras.layers.Lambda(lambda t: tf.nn.relu(t), name="hidden_relu")(x)
+    x = HIDDEN[hidden]()(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     model = keras.Model(inputs, keras.layers.Dense(CLASSES)(x))
-    with pytest.raises(CamTutorError, match="ReLU"):
+    with pytest.raises(CamTutorError, match="cannot reach 1 ReLU.*keras.layers.ReLU"):
         ct.guided_backprop(model, images, 0)
-    with pytest.raises(CamTutorError, match="ReLU"):
+    with pytest.raises(CamTutorError, match="cannot reach 1 ReLU"):
         ct.guided_gradcam(model, images, 0)
     ct.grad_cam(model, images, 0)  # plain gradients do not need to reach it
+
+
+def test_keras_activations_that_use_relu_inside_are_not_refused(images):
+    """PReLU and hard swish compute ReLUs inside Keras's own code: they are not ReLUs to guide."""
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Conv2D(6, 3, padding="same", name="c0")(inputs)
+    x = keras.layers.PReLU()(keras.layers.Activation("hard_swish")(x))
+    model = keras.Model(inputs, keras.layers.Dense(CLASSES)(keras.layers.GlobalAveragePooling2D()(x)))
+    with pytest.warns(UserWarning, match="no ReLU"):
+        assert np.isfinite(ct.guided_backprop(model, images, 0)).all()
 
 
 def test_a_model_with_nothing_to_guide_warns(images):
