@@ -298,16 +298,17 @@ def _token_layout(layer) -> Layout | str:
     if source is None:
         return "no (B, h, w, K) feature map (a patch embedding) is computed before it"
     shape = _shape(source)
-    producer = getattr(source._keras_history.operation, "name", "?")
+    operation = source._keras_history.operation
+    producer = "the input image" if isinstance(operation, keras.layers.InputLayer) else repr(operation.name)
     layout = _tensor_channel_layout(source)
     h, w = (shape[2:4] if layout == CHANNELS_FIRST else shape[1:3])
     if h is None or w is None:
-        return f"the grid of {producer!r} {shape} is unknown: build the model with a fixed input size"
+        return f"the grid of {producer} {shape} is unknown: build the model with a fixed input size"
     prefix = tokens - h * w
     if not 0 <= prefix < h * w:
-        return (f"its {tokens} tokens fit no {h}x{w} grid of {producer!r} {shape} (tokens - h*w = {prefix}, "
+        return (f"its {tokens} tokens fit no {h}x{w} grid of {producer} {shape} (tokens - h*w = {prefix}, "
                 "expected 0 <= prefix < h*w)")
-    return Layout(TOKENS, (h, w), channels, prefix, f"the {h}x{w} grid of {producer!r}")
+    return Layout(TOKENS, (h, w), channels, prefix, f"the {h}x{w} grid of {producer}")
 
 
 def _tensor_channel_layout(tensor) -> str:
@@ -497,7 +498,15 @@ def default_token_layer(model: keras.Model):
         if id(layer) in ancestors and layout is not None and (isinstance(layout, Layout)
                                                                or len(layer.output.shape) == 4):
             last = layer
-    if last is None or len(last.output.shape) == 4:
+    if last is None:
+        unread = [layer for layer in _leaf_layers(model) if id(layer) in ancestors
+                  and isinstance(found_layout(layer), str) and len(layer.output.shape) == 3]
+        if unread:
+            name = layer_name(model, unread[-1])
+            raise LayerError(f"model {model.name!r} has no feature map whose layout camtutor can read: its token "
+                             f"layers ({name!r}...) show no grid ({found_layout(unread[-1])}); {_fix(name, TOKENS)}")
+        return None
+    if len(last.output.shape) == 4:
         return None
     tokens = token_layers(model)
     dead = dead_token_layers(model)

@@ -218,3 +218,64 @@ def test_every_method_agrees_with_its_reference_on_tokens(models, images):
         _assert_close(got, _score_cam_reference(model, layer, images, LABELS, prefix))
         got = ct.heatmap(model, images, LABELS, method="ablationcam", layer=layer, relu=False)
         _assert_close(got, _ablation_reference(model, layer, images, LABELS, prefix), rtol=1e-3)
+
+
+# --------------------------------------------------------------------------- the class-token pitfall
+def test_the_class_token_pitfall_is_refused_with_the_fix_and_never_the_default(models, images):
+    model = models["class_token"]
+    # the premise, from plain Keras: after the last attention the patch tokens have exactly zero gradient
+    _, grads, _ = _tokens_and_gradients(model, "b2_out", images, LABELS)
+    assert not np.any(grads[:, 1:]) and np.any(grads[:, 0])
+    listed = ct.conv_layers(model)
+    for dead in ("b2_mha", "b2_add1", "b2_ln2", "b2_mlp1", "b2_mlp2", "b2_out", "final_ln"):
+        assert dead not in listed
+        with pytest.raises(ct.LayerError, match="exactly zero gradient.*choose 'b2_ln1'.*blocks\\[-1\\].norm1"):
+            ct.grad_cam(model, images, LABELS, layer=dead)
+    assert ct.layers.default_layer(model).name == "b2_ln1"
+    np.testing.assert_array_equal(ct.grad_cam(model, images, LABELS),
+                                  ct.grad_cam(model, images, LABELS, layer="b2_ln1"))
+    assert np.abs(ct.grad_cam(model, images, LABELS)).max() > 0
+    # a head on the token mean: every token layer carries evidence; the default is the final normalisation
+    mean = models["mean_head"]
+    assert ct.layers.default_layer(mean).name == "final_ln" and "b2_out" in ct.conv_layers(mean)
+
+
+# --------------------------------------------------------------------------- the grid, stated or refused
+def _patches_by_reshape(prefix: int = 1) -> keras.Model:
+    """Patches cut by Reshape/Permute (no patchify Conv2D): the nearest 4-D map is the image, no grid to read."""
+    keras.utils.set_random_seed(5)
+    inputs = keras.Input((H, W, 3))
+    x = keras.layers.Reshape((H // P, P, W // P, P, 3), name="cut")(inputs)
+    x = keras.layers.Permute((1, 3, 2, 4, 5), name="order")(x)
+    x = keras.layers.Reshape((GRID[0] * GRID[1], P * P * 3), name="flat")(x)
+    x = keras.layers.Dense(D, name="embed")(x)
+    x = ClassToken(prefix, name="cls")(x)
+    x = _block(x, 1)
+    x = keras.layers.GlobalAveragePooling1D(name="gap")(x)
+    x = keras.layers.Dense(CLASSES, name="logits")(x)
+    return keras.Model(inputs, keras.layers.Activation("softmax", name="probs")(x), name="cut")
+
+
+def test_a_grid_the_model_does_not_show_is_refused_with_the_fix_then_stated(images):
+    model = _patches_by_reshape()
+    assert "b1_ln1" not in ct.conv_layers(model)
+    with pytest.raises(ct.LayerError, match=r"fit no 48x80 grid of the input image.*camtutor.TokenLayer\('b1_ln1', grid=\(h, w\)"):
+        ct.grad_cam(model, images, 0, layer="b1_ln1")
+    with pytest.raises(ct.LayerError, match=r"no feature map.*'b1_out'.*TokenLayer"):  # nothing is guessed
+        ct.grad_cam(model, images, 0)
+    stated = ct.TokenLayer("b1_ln1", grid=GRID, prefix=1)
+    got = ct.grad_cam(model, images, LABELS, layer=stated, relu=False)
+    tokens, grads, _ = _tokens_and_gradients(model, "b1_ln1", images, LABELS)
+    _assert_close(got, _weighting_reference("gradcam", _grid(tokens, 1), _grid(grads, 1)))
+    # the prefix follows from the grid when omitted; a wrong count, a non-grid and a contradiction are refused
+    np.testing.assert_allclose(ct.grad_cam(model, images, LABELS, layer=ct.TokenLayer("b1_ln1", GRID), relu=False),
+                               got, rtol=1e-6, atol=1e-7)
+    with pytest.raises(ct.LayerError, match="needs 62 tokens, but the layer outputs 61"):
+        ct.grad_cam(model, images, 0, layer=ct.TokenLayer("b1_ln1", GRID, prefix=2))
+    with pytest.raises(ct.LayerError, match="grid must be"):
+        ct.grad_cam(model, images, 0, layer=ct.TokenLayer("b1_ln1", (6, 0)))
+    vit_model = vit(1, "token")
+    with pytest.raises(ct.LayerError, match="contradicts the model.*6x10 grid"):
+        ct.grad_cam(vit_model, images, 0, layer=ct.TokenLayer("b2_ln1", grid=(10, 6), prefix=1))
+    agreeing = ct.grad_cam(vit_model, images, 0, layer=ct.TokenLayer("b2_ln1", grid=GRID, prefix=1))
+    np.testing.assert_array_equal(agreeing, ct.grad_cam(vit_model, images, 0, layer="b2_ln1"))
