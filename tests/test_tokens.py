@@ -279,3 +279,62 @@ def test_a_grid_the_model_does_not_show_is_refused_with_the_fix_then_stated(imag
         ct.grad_cam(vit_model, images, 0, layer=ct.TokenLayer("b2_ln1", grid=(10, 6), prefix=1))
     agreeing = ct.grad_cam(vit_model, images, 0, layer=ct.TokenLayer("b2_ln1", grid=GRID, prefix=1))
     np.testing.assert_array_equal(agreeing, ct.grad_cam(vit_model, images, 0, layer="b2_ln1"))
+
+
+# --------------------------------------------------------------------------- every consumer sees token layers
+def test_all_classes_layer_pass_and_the_explorer_see_token_layers(models, images):
+    model = models["class_token"]
+    maps, _ = heatmap_all_classes(model, images, method="gradcam", layer="b1_out")
+    for c in range(CLASSES):
+        np.testing.assert_allclose(maps[:, c], ct.heatmap(model, images, c, layer="b1_out", relu=False),
+                                   rtol=1e-5, atol=1e-6 * np.abs(maps).max())
+    passed = layer_pass(model, images, ct.conv_layers(model))
+    for method in ("gradcam", "hirescam", "eigencam"):
+        got, _ = passed.maps("b2_ln1", method)
+        expected, _ = heatmap_all_classes(model, images, method=method, layer="b2_ln1")
+        assert got.shape == (3, CLASSES, *GRID)
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6 * np.abs(expected).max())
+    from camtutor.widgets import Explorer
+
+    explorer = Explorer(model, images[:1])
+    assert "b2_ln1" in explorer.layers and "b2_out" not in explorer.layers
+
+
+def test_the_users_model_is_untouched_after_every_call_and_every_error(models, images):
+    model = models["registers"]
+    before = model.predict(images, verbose=0)
+    weights = [w.copy() for w in model.get_weights()]
+    for method in ct.METHODS:
+        if method != "cam":
+            ct.heatmap(model, images[:1], 0, method=method, layer="b1_out")
+    for bad in ("b2_out", ct.TokenLayer("b1_out", (10, 6), 3), ct.TokenLayer("b1_out", (6, 10), 2)):
+        with pytest.raises(ct.LayerError):
+            ct.grad_cam(model, images[:1], 0, layer=bad)
+    np.testing.assert_array_equal(model.predict(images, verbose=0), before)
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), weights))
+    assert all("call" not in vars(layer) for layer in model._flatten_layers())  # no hook left behind
+    assert model.get_layer("logits").activation is keras.activations.linear
+
+
+def test_a_saved_vit_works_with_the_command(tmp_path, images, capsys):
+    model = vit(1, "token", seed=7)
+    path = tmp_path / "vit.keras"
+    model.save(path)
+    picture = tmp_path / "a.png"
+    keras.utils.save_img(picture, (images[0] * 255).astype(np.uint8))
+    assert main(["layers", str(path)]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.startswith("  ")}
+    assert "default" in rows["b2_ln1"] and "b2_out" not in rows and "(None, 61, 16)" in rows["b1_out"]
+    for method in ("gradcam", "ablationcam"):
+        assert main(["explain", str(picture), "--model", str(path), "--method", method, "--out", str(tmp_path)]) == 0
+        assert (tmp_path / f"a_{method}.png").is_file()
+    assert main(["explain", str(picture), "--model", str(path), "--layer", "b2_out", "--out", str(tmp_path)]) == 1
+    assert "choose 'b2_ln1'" in capsys.readouterr().err
+    cut = tmp_path / "cut.keras"
+    _patches_by_reshape().save(cut)
+    assert main(["explain", str(picture), "--model", str(cut), "--layer", "b1_ln1", "--out", str(tmp_path)]) == 1
+    assert "--grid HxW+P" in capsys.readouterr().err
+    assert main(["explain", str(picture), "--model", str(cut), "--layer", "b1_ln1", "--grid", "6x10+1",
+                 "--out", str(tmp_path)]) == 0
+    assert main(["explain", str(picture), "--model", str(cut), "--grid", "6by10", "--out", str(tmp_path)]) == 1
+    assert "--grid must be HxW" in capsys.readouterr().err
