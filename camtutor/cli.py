@@ -456,7 +456,7 @@ def _check_model(args: argparse.Namespace, target, n_images: int):
             "this model's pre-softmax scores cannot be reached, and Score-CAM over probabilities is class-blind; "
             "use --method scorecam_code (the authors' code, which reads probabilities) or another method"
         )
-    if args.grid is not None:  # the layer becomes camtutor.TokenLayer(name, grid, prefix) from here on
+    if getattr(args, "grid", None) is not None:  # the layer becomes camtutor.TokenLayer(name, grid, prefix)
         from camtutor.feature_maps import TokenLayer
 
         args.layer = TokenLayer(args.layer, args.grid[:2], args.grid[2])

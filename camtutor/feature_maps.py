@@ -349,9 +349,14 @@ def layout_of(layer) -> Layout:
     if stated is not None:
         return stated
     layout = found_layout(layer)
+    if layout is None:  # not a 3-D or 4-D output: captured as it is
+        return _AS_IS
     if not isinstance(layout, Layout):  # pragma: no cover - find_layer refuses such layers first
         raise LayerError(f"layer {layer.name!r}: {layout}")
     return layout
+
+
+_AS_IS = Layout(CHANNELS_LAST, (None, None), None, 0, "as computed")
 
 
 def cache_key(key: tuple) -> tuple:
@@ -438,13 +443,10 @@ def token_layers(model: keras.Model) -> list:
     """The leaf layers of ``model`` whose output is tokens on a grid found in the model, that the score depends on."""
     from camtutor.layers import _leaf_layers, score_ancestors
 
-    ancestors = score_ancestors(model)
-    out = []
-    for layer in _leaf_layers(model):
-        layout = found_layout(layer)
-        if isinstance(layout, Layout) and layout.kind == TOKENS and id(layer) in ancestors:
-            out.append(layer)
-    return out
+    found = [layer for layer in _leaf_layers(model)
+             if isinstance(found_layout(layer), Layout) and found_layout(layer).kind == TOKENS]
+    ancestors = score_ancestors(model) if found else set()
+    return [layer for layer in found if id(layer) in ancestors]
 
 
 def dead_token_layers(model: keras.Model) -> frozenset:

@@ -338,3 +338,18 @@ def test_a_saved_vit_works_with_the_command(tmp_path, images, capsys):
                  "--out", str(tmp_path)]) == 0
     assert main(["explain", str(picture), "--model", str(cut), "--grid", "6by10", "--out", str(tmp_path)]) == 1
     assert "--grid must be HxW" in capsys.readouterr().err
+
+
+def test_cam_on_a_vit_that_averages_its_patch_tokens(models, images):
+    model = models["mean_head"]
+    assert ct.gap_dense_head(model).feature_layer.name == "final_ln"
+    tokens, _, _ = _tokens_and_gradients(model, "final_ln", images, LABELS)
+    kernel = model.get_layer("logits").kernel.numpy()
+    expected = np.einsum("bhwk,bk->bhw", _grid(tokens, 0), kernel[:, LABELS].T)  # Zhou et al. Eq. 2
+    got = ct.cam(model, images, LABELS)
+    _assert_close(got, expected, rtol=1e-5)
+    _assert_close(ct.grad_cam(model, images, LABELS, relu=False) * GRID[0] * GRID[1], expected, rtol=1e-5)
+    with pytest.raises(ct.ModelError, match="averages 1 class/register token"):  # the mean includes the class token
+        ct.cam(vit(1, "mean"), images, 0)
+    with pytest.raises(ct.ModelError, match="GlobalAveragePooling2D -> Dense"):
+        ct.cam(models["class_token"], images, 0)
