@@ -44,6 +44,7 @@ from dataclasses import dataclass
 
 import keras
 import numpy as np
+from keras.src.ops import numpy as _ops_numpy
 
 from camtutor.errors import LayerError
 
@@ -180,6 +181,8 @@ def _shape(tensor) -> tuple:
 def _own_format(operation, tensor) -> str | None:
     """The layout that ``operation`` says its 4-D input/output ``tensor`` has, or None if it says nothing."""
     data_format = getattr(operation, "data_format", None)
+    if isinstance(operation, keras.layers.Flatten):  # its data_format only orders the flat vector
+        return None
     if data_format in (CHANNELS_LAST, CHANNELS_FIRST):
         return data_format
     if isinstance(operation, keras.layers.BatchNormalization):
@@ -192,15 +195,25 @@ def _own_format(operation, tensor) -> str | None:
     return None
 
 
+def _permutation(operation) -> tuple | None:
+    """The 1-based axes (batch excluded) that a Permute layer or a ``keras.ops.transpose`` puts in order."""
+    if isinstance(operation, keras.layers.Permute):
+        return tuple(operation.dims)
+    if isinstance(operation, _ops_numpy.Transpose):
+        axes = operation.axes
+        return None if axes is None or len(axes) != 4 or axes[0] != 0 else tuple(axes[1:])
+    return None
+
+
 def _permuted(operation, tensor) -> str | None:
-    """The layout of a Permute layer's output, from the layout of its input."""
+    """The layout of a permutation's output (Permute, ``keras.ops.transpose``), from the layout of its input."""
     inputs = _inputs(tensor)
-    if len(inputs) != 1 or len(_shape(inputs[0])) != 4:
-        return None
+    dims = _permutation(operation)
+    if dims is None or len(inputs) != 1 or len(_shape(inputs[0])) != 4:
+        return "other"
     before = _backward(inputs[0], set())
-    if before is None:
-        return None
-    dims = tuple(operation.dims)  # 1-based axes of the input, batch excluded
+    if before not in (CHANNELS_LAST, CHANNELS_FIRST):
+        return "other"
     channel = 3 if before == CHANNELS_LAST else 1
     spatial = (1, 2) if before == CHANNELS_LAST else (2, 3)
     if dims == (channel, *spatial):
@@ -221,7 +234,7 @@ def _backward(tensor, seen: set) -> str | None:
         return None
     if isinstance(operation, keras.layers.InputLayer):
         return CHANNELS_LAST if not _inputs(tensor) else None  # the model's image input is (B, H, W, C)
-    if isinstance(operation, keras.layers.Permute):
+    if isinstance(operation, (keras.layers.Permute, _ops_numpy.Transpose)):
         return _permuted(operation, tensor)
     own = _own_format(operation, tensor)
     if own is not None:
@@ -247,7 +260,7 @@ def _forward(tensor, seen: set) -> set:
         if own is not None:
             found.add(own)
             continue
-        if isinstance(operation, (keras.layers.Permute, keras.Model)):
+        if isinstance(operation, (keras.layers.Permute, _ops_numpy.Transpose, keras.Model)):
             continue
         for out in outputs:
             if _shape(out) == _shape(tensor):
@@ -262,7 +275,8 @@ def _channel_layout(layer) -> Layout | str:
     before = _backward(tensor, set())
     after = _forward(tensor, set())
     if before == "other":
-        return "it is a permutation of a feature map that is neither (B, h, w, K) nor (B, K, h, w)"
+        return ("it comes from a permutation (Permute, keras.ops.transpose) that camtutor cannot follow to "
+                "(B, h, w, K) or (B, K, h, w)")
     if before is not None and after - {before}:
         return f"the layers computing it say {before} but the layers reading it expect {sorted(after - {before})}"
     if before is None and len(after) > 1:
@@ -426,6 +440,9 @@ def resolve(layer, name: str, spec=None) -> Layout:
     if evidence and (found.kind, found.grid, found.prefix) != (stated.kind, stated.grid, stated.prefix):
         raise LayerError(f"{spec!r} contradicts the model: layer {name!r} holds {found.describe()} (read from "
                          f"{found.source}); pass the name {name!r} alone")
+    if isinstance(found, Layout) and (found.kind, found.grid, found.prefix) == (stated.kind, stated.grid, stated.prefix):
+        _STATED.pop(layer, None)  # what the model shows: the same compiled functions as for the bare name
+        return found
     _STATED[layer] = stated
     return stated
 

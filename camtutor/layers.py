@@ -226,7 +226,7 @@ def find_layer(model: keras.Model, name) -> keras.layers.Layer:
             f"choose one of camtutor.conv_layers(model): {conv_layers(model)}"
         )
     feature_maps.resolve(layer, name, spec)
-    if len(shape) == 3 and spec is None and id(layer) in _dead_tokens(model):
+    if len(shape) == 3 and id(layer) in _dead_tokens(model):
         alive = [layer_name(model, x) for x in feature_maps.token_layers(model) if id(x) not in _dead_tokens(model)]
         raise LayerError(feature_maps.pitfall_message(model, name, alive))
     return layer

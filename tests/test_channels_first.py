@@ -103,3 +103,18 @@ def test_a_layout_the_model_contradicts_is_refused_with_the_fix_then_stated(imag
     with pytest.raises(ct.LayerError, match="states tokens"):
         ct.grad_cam(model, images, 0, layer=ct.TokenLayer("conv", (6, 6)))
     assert all("call" not in vars(layer) for layer in model._flatten_layers())
+
+
+def test_a_transpose_written_as_an_operation_is_followed(images):
+    """keras.ops.transpose(x, (0, 3, 1, 2)) then ops only: channels-first, read from the permutation itself."""
+    keras.utils.set_random_seed(8)
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.Conv2D(K, 3, strides=2, padding="same", name="conv")(inputs)
+    x = keras.layers.Activation("relu", name="features")(keras.ops.transpose(x, (0, 3, 1, 2)))
+    x = keras.layers.Flatten()(x)  # its data_format is no evidence of the layout
+    model = keras.Model(inputs, keras.layers.Dense(CLASSES, name="logits")(x))
+    layout = feature_maps.layout_of(ct.layers.find_layer(model, "features"))
+    assert (layout.kind, layout.grid, layout.channels) == ("channels_first", (6, 6), K)
+    twisted = keras.ops.transpose(keras.ops.transpose(model.get_layer("conv").output, (0, 3, 1, 2)), (0, 1, 3, 2))
+    other = keras.Model(inputs, keras.layers.Activation("relu", name="odd")(twisted))
+    assert feature_maps.found_layout(other.get_layer("odd")).startswith("it comes from a permutation")

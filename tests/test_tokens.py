@@ -231,6 +231,8 @@ def test_the_class_token_pitfall_is_refused_with_the_fix_and_never_the_default(m
         assert dead not in listed
         with pytest.raises(ct.LayerError, match="exactly zero gradient.*choose 'b2_ln1'.*blocks\\[-1\\].norm1"):
             ct.grad_cam(model, images, LABELS, layer=dead)
+    with pytest.raises(ct.LayerError, match="exactly zero gradient"):  # stating the grid changes nothing
+        ct.grad_cam(model, images, LABELS, layer=ct.TokenLayer("b2_out", GRID, 1))
     assert ct.layers.default_layer(model).name == "b2_ln1"
     np.testing.assert_array_equal(ct.grad_cam(model, images, LABELS),
                                   ct.grad_cam(model, images, LABELS, layer="b2_ln1"))
