@@ -427,10 +427,24 @@ def _plan(args: argparse.Namespace) -> _Plan:
         _check_outputs(paths, outputs)
         print(f"loading TensorFlow and model '{args.model}'...", flush=True)  # the next step takes seconds
         model, names, classes = _check_model(args, target, len(paths))
+        _check_free_input_size(model, paths)
     except BaseException:
         _remove_folders(created)
         raise
     return _Plan(model, paths, outputs, names, classes, created)
+
+
+def _check_free_input_size(model, paths: Sequence[Path]) -> None:
+    """A model with a free input size runs on each image as it is: refuse one above
+    :data:`camtutor.images.MAX_MODEL_PIXELS` now, from its header, before any map is computed."""
+    from camtutor.images import check_image_file, check_model_input_size
+
+    shape = tuple(model.inputs[0].shape)
+    if shape[1] is None or shape[2] is None:
+        for path in paths:
+            size = check_image_file(path)
+            if size is not None:  # a header only the full decoder reads: prepare_images checks it
+                check_model_input_size(*size, shape, str(path))
 
 
 def _check_model(args: argparse.Namespace, target, n_images: int):
@@ -650,6 +664,10 @@ def run_models(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- entry point
+_OUT_OF_MEMORY = ("camtutor: error: out of memory; pass fewer or smaller images, or a smaller model "
+                  "(run again with --debug for the traceback)")
+
+
 def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
@@ -720,9 +738,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except MemoryError:
             if debug:
                 raise
-            message = ("camtutor: error: out of memory; pass fewer or smaller images, or a smaller model "
-                       "(run again with --debug for the traceback)")
-            code = EXIT_ERROR
+            message, code = _OUT_OF_MEMORY, EXIT_ERROR
         except Exception as error:  # last resort: still one line, the traceback on request
             if debug:
                 raise
@@ -730,6 +746,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"camtutor: error: unexpected {type(error).__name__}: {_one_line(error)} "
                 "(run again with --debug for the traceback)"
             )
+            if type(error).__name__ == "ResourceExhaustedError":  # TensorFlow's MemoryError
+                message = _OUT_OF_MEMORY
             code = EXIT_ERROR
     sys.stderr.write(message + "\n")
     return code

@@ -55,6 +55,7 @@ from camtutor.layers import (
     is_spatial,
     layer_name,
     output_info,
+    semantic_key,
 )
 from camtutor.targets import ClassIndex, class_score, resolve_class_indices
 
@@ -91,8 +92,9 @@ def read_scores(info: OutputInfo, raw, pre_activation: bool) -> tuple[tf.Tensor 
 
 
 def _graph_key(model: keras.Model) -> tuple:
-    """What determines the traced graph: the input/output tensors and the layer objects (compared by identity)."""
-    return (*model.inputs, *model.outputs, *model.layers)
+    """What determines the traced graph: the input/output tensors, the layer objects and what each layer
+    applies (its activation: :func:`camtutor.layers.semantic_key`), compared by identity."""
+    return (*model.inputs, *model.outputs, *model.layers, *semantic_key(model))
 
 
 def _all_class_maps(rule: Callable, activations, jacobian):
@@ -372,7 +374,7 @@ class _Explainer:
         def build() -> Callable:
             def ablated_scores(batch, rows, activations, keep):
                 images = tf.gather(batch, rows)
-                dtype = layer.compute_dtype or "float32"
+                dtype = getattr(layer, "compute_dtype", None) or layer.output.dtype  # an operation has none
 
                 def replacement():
                     return tf.cast(activations * keep[:, None, None, :], dtype)
@@ -651,7 +653,7 @@ def class_probabilities(model: keras.Model, images: np.ndarray) -> np.ndarray:
     """The model's class probabilities (B, C), computed the way camtutor reads the output (sigmoid -> 2 classes)."""
     ex = explainer(model)
     images = check_images(images, ex.input_shape, model=ex.model)
-    probabilities = read_scores(ex.info, model(images, training=False), pre_activation=False)[1]
+    probabilities = read_scores(ex.info, surgery.run(lambda x: model(x, training=False), images), pre_activation=False)[1]
     rows = _nonfinite_rows(probabilities, len(images))
     if rows is not None:
         raise ModelError(

@@ -359,7 +359,7 @@ def test_guided_gradcam_leaves_the_model_as_it_was_after_an_error(images):
     model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax", name="out")(x))
     before = {layer.name: (dict(vars(layer)).get("call"), getattr(layer, "activation", None)) for layer in model.layers}
     expected = model(images).numpy()
-    with pytest.raises(ct.LayerError, match="ran 2 times"):
+    with pytest.raises(ct.LayerError, match="(runs|ran) 2 times"):
         guided_gradcam(model, images, 0, layer="shared")
     with pytest.raises(ct.TargetError, match="target function"):
         guided_gradcam(model, images, lambda s: s[:, 7], layer="last")

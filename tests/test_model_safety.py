@@ -460,7 +460,7 @@ def test_a_shared_layer_is_a_layer_error_not_a_tensorflow_error(images):
     shared = keras.layers.Conv2D(3, 3, padding="same", name="shared")
     x = keras.layers.Conv2D(4, 3, padding="same", name="last")(shared(shared(inputs)))
     model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x)))
-    with pytest.raises(ct.LayerError, match="ran 2 times"):
+    with pytest.raises(ct.LayerError, match="(runs|ran) 2 times"):
         ct.grad_cam(model, images, 0, layer="shared")
     assert "call" not in vars(shared)
     assert ct.grad_cam(model, images, 0).shape == (3, SIZE, SIZE)  # still usable
