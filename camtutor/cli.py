@@ -145,6 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     explain.add_argument("--layer", default=None, metavar="NAME", help="feature-map layer (default: the last one)")
     explain.add_argument(
+        "--grid", default=None, metavar="HxW[+P]",
+        help="the --layer is Vision Transformer tokens on an H x W patch grid after P class/register tokens "
+        "(default 0); needed only where camtutor cannot read the grid from the model",
+    )
+    explain.add_argument(
         "--out", default=DEFAULT_OUT, metavar="DIR",
         help=f"output folder, created if needed (default: ./{DEFAULT_OUT}); see 'outputs' below",
     )
@@ -380,6 +385,23 @@ def _load_batch(paths: Sequence[Path | str | np.ndarray], model, preprocessing: 
     return prepare_images(list(paths), model, preprocessing)
 
 
+def _parse_grid(grid: str | None, layer: str | None) -> tuple[int, int, int] | None:
+    """``--grid HxW[+P]`` -> (h, w, prefix), checked without TensorFlow; CamTutorError naming the form."""
+    import re
+
+    from camtutor.errors import LayerError
+
+    if grid is None:
+        return None
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*(?:\+\s*(\d+))?\s*", grid)
+    if match is None or int(match.group(1)) < 1 or int(match.group(2)) < 1:
+        raise LayerError(f"--grid must be HxW or HxW+P (patch rows x columns, P class/register tokens before them), "
+                         f"e.g. --grid 6x10+1; got {grid!r}")
+    if layer is None:
+        raise LayerError("--grid states the grid of a token layer: pass the layer too, e.g. --layer NAME --grid 6x10+1")
+    return int(match.group(1)), int(match.group(2)), int(match.group(3) or 0)
+
+
 def _plan(args: argparse.Namespace) -> _Plan:
     """Check everything before the first output file: cheap checks first (no TensorFlow), then the model's."""
     from camtutor.errors import CamTutorError, TargetError
@@ -389,6 +411,7 @@ def _plan(args: argparse.Namespace) -> _Plan:
         raise CamTutorError(f"--top must be at least 1, got {args.top}")
     if not 0.0 <= args.alpha <= 1.0:
         raise CamTutorError(f"--alpha must be in [0, 1], got {args.alpha}")
+    args.grid = _parse_grid(args.grid, args.layer)
     _check_model_name(args.model)
     paths = [Path(p).expanduser() for p in args.images]
     _check_image_files(paths)
@@ -447,6 +470,10 @@ def _check_model(args: argparse.Namespace, target, n_images: int):
             "this model's pre-softmax scores cannot be reached, and Score-CAM over probabilities is class-blind; "
             "use --method scorecam_code (the authors' code, which reads probabilities) or another method"
         )
+    if getattr(args, "grid", None) is not None:  # the layer becomes camtutor.TokenLayer(name, grid, prefix)
+        from camtutor.feature_maps import TokenLayer
+
+        args.layer = TokenLayer(args.layer, args.grid[:2], args.grid[2])
     if args.layer is not None:
         find_layer(model, args.layer)
     if target is None:

@@ -250,7 +250,7 @@ def find_layer(model: keras.Model, name) -> keras.layers.Layer:
             f"choose one of camtutor.conv_layers(model): {conv_layers(model)}"
         )
     feature_maps.resolve(layer, name, spec)
-    if len(shape) == 3 and spec is None and id(layer) in _dead_tokens(model):
+    if len(shape) == 3 and id(layer) in _dead_tokens(model):
         alive = [layer_name(model, x) for x in feature_maps.token_layers(model) if id(x) not in _dead_tokens(model)]
         raise LayerError(feature_maps.pitfall_message(model, name, alive))
     check_runs_once(model, layer)
@@ -606,8 +606,28 @@ def _input_producer(operation, tensor=None):
     return _innermost(inputs[0]) if len(inputs) == 1 else (None, None)
 
 
+def _check_token_mean(model: keras.Model, pooling, feature) -> None:
+    """CAM on tokens: the GlobalAveragePooling1D must average exactly the patch tokens of a found grid."""
+    from camtutor.feature_maps import TOKENS, Layout, found_layout
+
+    layout = found_layout(feature) if feature is not None else None
+    if getattr(pooling, "data_format", "channels_last") != "channels_last" or not isinstance(layout, Layout) or (
+            layout.kind != TOKENS):
+        raise ModelError(
+            f"CAM needs the GlobalAveragePooling1D of model {model.name!r} to average tokens on a patch grid camtutor "
+            "can read; use camtutor.grad_cam(model, images, class_index) (it equals CAM up to a factor there)")
+    if layout.prefix:
+        raise ModelError(
+            f"the GlobalAveragePooling1D of model {model.name!r} averages {layout.prefix} class/register token(s) "
+            "with the patch tokens, so the Dense weights do not decompose into a map of the grid (CAM is undefined); "
+            "use camtutor.grad_cam(model, images, class_index)")
+
+
 def gap_dense_head(model: keras.Model) -> GapHead:
     """Find the GAP -> Dense head at the end of ``model``, or raise :class:`ModelError` suggesting Grad-CAM.
+
+    The pooling is GlobalAveragePooling2D (either data format), or GlobalAveragePooling1D over the tokens of
+    a Vision Transformer without class token (the mean of the patch tokens is the mean over their grid).
 
     Dropout and a separate softmax/sigmoid activation (layer or ``keras.ops``) may stand between
     them; anything else (Flatten, a hidden Dense) makes CAM undefined.
@@ -625,9 +645,11 @@ def gap_dense_head(model: keras.Model) -> GapHead:
         pooling, tensor = _input_producer(pooling, tensor)
     ok = (
         isinstance(dense, keras.layers.Dense)
-        and isinstance(pooling, keras.layers.GlobalAveragePooling2D)
+        and isinstance(pooling, (keras.layers.GlobalAveragePooling2D, keras.layers.GlobalAveragePooling1D))
         and not getattr(pooling, "keepdims", False)
     )
+    if ok and isinstance(pooling, keras.layers.GlobalAveragePooling1D):  # a ViT that averages its tokens
+        _check_token_mean(model, pooling, _input_producer(pooling, tensor)[0])
     if not ok:
         found = " -> ".join(type(x).__name__ for x in [pooling, dense, *reversed(chain)] if x is not None)
         raise ModelError(
