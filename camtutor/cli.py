@@ -44,7 +44,10 @@ _EXPLAIN_EPILOG = """\
 images:
   Any size and format OpenCV reads (PNG, JPEG, BMP, TIFF, WebP...). Each file is
   read as RGB float in [0, 1] (greyscale -> 3 channels, transparency over white),
-  resized to the model's input size, then preprocessed with --preprocess.
+  resized to the model's input size, then preprocessed with --preprocess. A model
+  with a free input size (None, None, C) runs on each image as it is, up to
+  camtutor.images.MAX_MODEL_PIXELS = 1024 x 1024 pixels (a larger image is refused
+  before the model runs; shrink it, or raise CAMTUTOR_MAX_MODEL_PIXELS).
 
 outputs:
   One overlay PNG per image, drawn on the original image at its own size (longest

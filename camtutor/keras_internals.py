@@ -24,9 +24,9 @@ __all__ = ["TESTED", "SUPPORTED", "ops_core", "ops_nn", "ops_numpy", "keras_hist
            "flatten_layers"]
 
 #: (TensorFlow, Keras) pairs the unit tests pass with: the oldest supported pair and the newest tested one.
-TESTED = (("2.16.1", "3.1.1"), ("2.21.0", "3.15.1"))
+TESTED = (("2.16.1", "3.3.3"), ("2.21.0", "3.15.1"))
 #: The supported range, as pyproject.toml declares it.
-SUPPORTED = "tensorflow >= 2.16.1, < 2.22 with keras >= 3.1.1, < 3.16"
+SUPPORTED = "tensorflow >= 2.16.1, < 2.22 with keras >= 3.3.3, < 3.16"
 
 
 def _missing(what: str, exc: BaseException | None = None) -> CamTutorError:
