@@ -44,9 +44,9 @@ from dataclasses import dataclass
 
 import keras
 import numpy as np
-from keras.src.ops import numpy as _ops_numpy
 
 from camtutor.errors import LayerError
+from camtutor.keras_internals import ops_numpy as _ops_numpy  # the private keras.src APIs live there
 
 CHANNELS_LAST, CHANNELS_FIRST, TOKENS = "channels_last", "channels_first", "tokens"
 
