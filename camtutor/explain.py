@@ -467,15 +467,25 @@ def _layer(model: keras.Model, layer: str | None) -> keras.layers.Layer:
     return explainer(model).layer(layer)
 
 
-def _prepare(model: keras.Model, images: object, score: str, weighting: str = "mean") -> tuple[_Explainer, np.ndarray]:
-    """Check the options and the batch before anything reaches TensorFlow: -> (explainer, float32 images)."""
+def _prepare(model: keras.Model, images: object, score: str, weighting: str = "mean",
+             entry: _methods.Method | None = None) -> tuple[_Explainer, np.ndarray]:
+    """Check the options and the batch before anything reaches TensorFlow: -> (explainer, float32 images).
+
+    The logits must be reachable only when the method reads them (``entry``'s declaration; without an
+    entry, the gradient of ``score``)."""
     if score not in SCORES:
         raise CamTutorError(f"score must be one of {SCORES}, got {score!r}")
     if weighting not in maths.WEIGHTINGS:
         raise CamTutorError(f"weighting must be one of {sorted(maths.WEIGHTINGS)}, got {weighting!r}")
     ex = explainer(model)
-    if score == "logit" and not ex.info.logits_reachable:
-        raise ModelError(ex.no_logits_message())
+    reads = score if entry is None else entry.score(score)
+    if reads == "logit" and not ex.info.logits_reachable:
+        note = ""
+        if entry is not None and entry.class_blind_on_probability:
+            readers = [e.name for e in _methods.REGISTRY.values() if e.reads != "score"]
+            note = (f". {entry.label} with score='probability' is class-blind (see camtutor.maths.score_cam_weights); "
+                    f"{readers} read probabilities or no score")
+        raise ModelError(ex.no_logits_message() + note)
     return ex, check_images(images, ex.input_shape, model=ex.model)
 
 
@@ -715,19 +725,15 @@ def _pick(ex: _Explainer, classes: np.ndarray | None, target: Callable | None, a
 def _class_maps(entry, model, images, class_index, layer, score, all_classes: bool):
     """Raw maps (B, T, h, w) and probabilities (B, C) of a "forward" or "passes" entry (T = 1, or C classes).
 
-    A "passes" entry reads ``entry.reads`` when its definition fixes the score, else ``score``."""
-    score = entry.reads or score
+    The entry reads the score its declaration says (:meth:`camtutor.methods.Method.score`)."""
     if entry.gap_layer:
         ex, head, images = _prepare_cam(model, images, layer)
         if callable(class_index) and not all_classes:
             raise TargetError("CAM reads the Dense weights of one class per image; pass class indices, not a function")
         target_layer = head.feature_layer
     else:
-        if score == "logit" and entry.name == "scorecam" and not explainer(model).info.logits_reachable:
-            readers = [e.name for e in _methods.REGISTRY.values() if e.reads == "probability"]
-            raise ModelError(f"{explainer(model).no_logits_message()}. {entry.label} with score='probability' is "
-                             f"class-blind (see camtutor.maths.score_cam_weights); {readers} read probabilities")
-        ex, images = _prepare(model, images, score)
+        ex, images = _prepare(model, images, score, entry=entry)
+        score = entry.score(score) or "logit"
         head, target_layer = None, _layer(model, layer)
     target, classes = (None, None) if all_classes else _targets(ex, images, class_index)
     activations, probabilities = _run(ex.forward_function(target_layer), images, None)

@@ -170,10 +170,12 @@ def score_cam_code_weights(passes: Passes) -> np.ndarray:
 def ablation_cam_weights(passes: Passes) -> np.ndarray:
     """Ablation-CAM (Desai & Ramaswamy 2020, Eq. 3): channel weights (B, K, T), no gradients.
 
-    ``w_k = (y_c - y_c^k) / y_c``: ``y_c^k`` is the class score when channel k of the layer is set to 0
+    ``w_k = (y_c - y_c^k) / |y_c|``: ``y_c^k`` is the class score when channel k of the layer is set to 0
     and the network is run again (the layers that only feed the layer are pruned from the compiled graph; a
     skip connection around the layer still sees the real image). The map is
-    ``ReLU(sum_k w_k A_k)``. All B x K ablations run in batched calls of a bounded size.
+    ``ReLU(sum_k w_k A_k)``. All B x K ablations run in batched calls of a bounded size. Dividing by ``|y_c|``
+    (the paper's ``y_c`` for a positive score) keeps a drop positive on a negative logit
+    (:func:`camtutor.maths.ablation_cam_weights`).
     """
     activations = passes.activations
     batch, channels = len(activations), activations.shape[-1]

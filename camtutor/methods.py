@@ -44,9 +44,14 @@ class Method:
         weighting: for kind "weighting", the key in :data:`camtutor.maths.WEIGHTINGS`.
         function: "module:function" implementing kinds "forward", "passes" and "input".
         gap_layer: explained only at the feature map feeding GlobalAveragePooling2D (CAM).
-        reads: for kind "passes", the score its extra passes read when its definition fixes it
-            ("probability": Score-CAM as in the authors' code); None follows ``score=`` ("logit" by default).
-            A method that reads probabilities runs on models whose softmax is hidden.
+        reads: the class score the method reads from the model's output: ``"score"`` follows ``score=``
+            ("logit" by default, or "probability"); ``"probability"`` when its definition fixes it (Score-CAM
+            as in the authors' code); None when it reads no score at all (CAM reads the Dense weights,
+            Eigen-CAM only the activations). Only a method that reads the logit needs the logits to be
+            reachable: the others run on a model whose softmax is hidden inside a custom layer.
+        class_blind_on_probability: with ``score="probability"`` the map ignores the class (Score-CAM,
+            Algorithm 1: a softmax over channels of probability increases); the command and the explorer
+            refuse it rather than fall back to probabilities on a model whose logits are hidden.
     """
 
     name: str
@@ -61,7 +66,13 @@ class Method:
     weighting: str | None = None
     function: str | None = None
     gap_layer: bool = False
-    reads: str | None = None
+    reads: str | None = "score"
+    class_blind_on_probability: bool = False
+
+    def score(self, requested: str) -> str | None:
+        """The score this method reads when the caller asks for ``requested`` ("logit" or "probability"):
+        ``requested`` itself, the score its definition fixes, or None (it reads none)."""
+        return requested if self.reads == "score" else self.reads
 
     def implementation(self):
         """The function that implements a "forward", "passes" or "input" entry (imports TensorFlow)."""
@@ -76,7 +87,7 @@ _IMPL = "camtutor.method_impl"
 _ENTRIES = (
     Method("cam", "CAM", "CAM (Zhou et al. 2016): the GAP -> Dense weights w_k^c, no gradients; needs a GAP -> Dense head",
            "Zhou et al., Learning Deep Features for Discriminative Localization, CVPR 2016",
-           kind="forward", function=f"{_IMPL}:cam_maps", gap_layer=True),
+           kind="forward", function=f"{_IMPL}:cam_maps", gap_layer=True, reads=None),
     Method("gradcam", "Grad-CAM", "Grad-CAM (Selvaraju et al. 2017): channel means of dS_c/dA, then ReLU",
            "Selvaraju et al., Grad-CAM: Visual Explanations from Deep Networks via Gradient-based Localization, ICCV 2017",
            kind="weighting", gradients=True, weighting="mean"),
@@ -98,21 +109,21 @@ _ENTRIES = (
            "Score-CAM (Wang et al. 2020, Algorithm 1): w_k = softmax over channels k of "
            "S_c(X * H_k) - S_c(black), S_c the logit; no gradients; K x B passes",
            "Wang et al., Score-CAM: Score-Weighted Visual Explanations for Convolutional Neural Networks, CVPRW 2020",
-           kind="passes", extra_passes=True, function=f"{_IMPL}:score_cam_weights"),
+           kind="passes", extra_passes=True, function=f"{_IMPL}:score_cam_weights", class_blind_on_probability=True),
     Method("scorecam_code", "Score-CAM (code)",
            "Score-CAM as in the authors' code: w_k = p_c(X * H_k), the probability itself, no baseline, "
            "no channel softmax; K x B passes",
            "Wang et al. 2020 (CVPRW), as implemented in github.com/haofanwang/Score-CAM",
            kind="passes", extra_passes=True, reads="probability", function=f"{_IMPL}:score_cam_code_weights"),
     Method("ablationcam", "Ablation-CAM",
-           "Ablation-CAM (Desai & Ramaswamy 2020): w_k = (y_c - y_c with channel k zeroed) / y_c; K x B passes",
+           "Ablation-CAM (Desai & Ramaswamy 2020): w_k = (y_c - y_c with channel k zeroed) / |y_c|; K x B passes",
            "Desai & Ramaswamy, Ablation-CAM: Visual Explanations for Deep Convolutional Network via "
            "Gradient-free Localization, WACV 2020",
            kind="passes", extra_passes=True, function=f"{_IMPL}:ablation_cam_weights"),
     Method("eigencam", "Eigen-CAM",
            "Eigen-CAM (Muhammad & Yeasin 2020): A projected on its first principal component; class-agnostic",
            "Muhammad & Yeasin, Eigen-CAM: Class Activation Map using Principal Components, IJCNN 2020",
-           kind="forward", class_specific=False, function=f"{_IMPL}:eigen_cam_maps"),
+           kind="forward", class_specific=False, function=f"{_IMPL}:eigen_cam_maps", reads=None),
     Method("guided_gradcam", "Guided Grad-CAM",
            "Guided Grad-CAM (Selvaraju et al. 2017): guided backprop x upsampled Grad-CAM, at input resolution",
            "Selvaraju et al. 2017 (Sec. 3.1); Springenberg et al., Striving for Simplicity, ICLR 2015 workshop",
@@ -143,3 +154,20 @@ def method_help(indent: int = 2) -> str:
     """One line per method, ``name  label``, for help texts."""
     width = max(map(len, METHODS))
     return "\n".join(f"{'':<{indent}}{name:<{width}}  {METHOD_LABELS[name]}" for name in METHODS)
+
+
+def default_score(entry: Method, logits_reachable: bool) -> str:
+    """The score the command and the explorer explain ``entry`` with: the logit when it can be reached or when
+    the method reads no logit, else the probability, except for a method that is class-blind on probabilities
+    (:class:`camtutor.ModelError` naming the methods that read probabilities)."""
+    if entry.reads != "score" or logits_reachable:
+        return "logit"
+    if entry.class_blind_on_probability:
+        from camtutor.errors import ModelError
+
+        readers = [e.name for e in REGISTRY.values() if e.reads != "score"]
+        raise ModelError(
+            f"this model's pre-softmax scores (logits) cannot be reached, and {entry.label} over probabilities is "
+            f"class-blind; choose a method that reads probabilities or no score: {readers}, or a gradient method"
+        )
+    return "probability"
