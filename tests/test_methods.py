@@ -448,7 +448,7 @@ def test_gradient_free_methods_build_no_tape_and_every_function_is_traced_once(i
                        **({"smooth": (2, 0.1)} if methods.get(method).gradients else {}))
     counts = {key[0]: f.experimental_get_tracing_count() for key, f in explainer(model)._functions.items()
               if key[0] != "gradients"}  # "gradients" is traced inside "grad_cam", never called on its own
-    assert set(counts) >= {"forward", "scores", "masked_scores", "ablated", "grad_cam", "guided_gradcam"}
+    assert set(counts) >= {"forward", "inputs_scores", "replaced", "grad_cam", "guided_gradcam"}
     assert set(counts.values()) == {1}
 
 
@@ -462,8 +462,14 @@ def test_score_cam_runs_in_chunks_of_many_rows(models, images, monkeypatch):
 
     def counting(*args, **kwargs):
         passes = original(*args, **kwargs)
-        score_masked = passes.score_masked
-        passes.score_masked = lambda *a: calls.append(len(a[2])) or score_masked(*a)
+        score_inputs = passes.score_inputs
+
+        def counted(make_inputs, *arrays):
+            if arrays:  # the masked images (the black baseline has no rows)
+                calls.append(len(arrays[0]))
+            return score_inputs(make_inputs, *arrays)
+
+        passes.score_inputs = counted
         return passes
 
     monkeypatch.setattr(method_impl, "Passes", counting)
@@ -477,7 +483,7 @@ def test_score_cam_runs_in_chunks_of_many_rows(models, images, monkeypatch):
 
 # --------------------------------------------------------------------------- the registry
 def test_every_consumer_reads_the_one_registry():
-    assert methods.METHODS == tuple(methods.REGISTRY) == tuple(methods.METHOD_LABELS)
+    assert methods.METHODS == tuple(methods.REGISTRY) == tuple(methods.method_summaries())
     assert ct.METHODS == methods.METHODS
     assert {"cam", "gradcam", "hirescam", "gradcam++", "xgradcam", "layercam", "scorecam", "ablationcam",
             "eigencam", "guided_gradcam"} <= set(methods.METHODS)
