@@ -454,6 +454,7 @@ def _check_model(args: argparse.Namespace, target, n_images: int):
     """Load the model; check labels, --method cam, --layer and --class against it. -> (model, names, classes)."""
     import numpy as np
 
+    from camtutor import methods
     from camtutor.errors import ModelError, TargetError
     from camtutor.layers import find_layer, gap_dense_head, output_info
     from camtutor.loading import load_model, model_class_names
@@ -462,17 +463,13 @@ def _check_model(args: argparse.Namespace, target, n_images: int):
     model = load_model(args.model)
     num_classes = output_info(model).num_classes
     names = _read_labels(args.labels, num_classes) if args.labels else model_class_names(args.model)
-    if args.method == "cam":
+    entry = methods.get(args.method)
+    if entry.gap_layer:
         try:
             gap_dense_head(model)
         except ModelError as error:
             raise ModelError(f"{error} (on the command line: --method gradcam)") from None
-    if args.method == "scorecam" and not output_info(model).logits_reachable:
-        # the command would fall back to probabilities, and Score-CAM over probabilities is class-blind
-        raise ModelError(
-            "this model's pre-softmax scores cannot be reached, and Score-CAM over probabilities is class-blind; "
-            "use --method scorecam_code (the authors' code, which reads probabilities) or another method"
-        )
+    methods.default_score(entry, output_info(model).logits_reachable)  # refuses a class-blind fallback
     if getattr(args, "grid", None) is not None:  # the layer becomes camtutor.TokenLayer(name, grid, prefix)
         from camtutor.feature_maps import TokenLayer
 
@@ -547,9 +544,10 @@ def run_explain(args: argparse.Namespace) -> int:
     from camtutor.data import load_image
     from camtutor.draw import overlay
     from camtutor.explain import class_probabilities, explainer, heatmap
+    from camtutor.methods import default_score, get as get_method
 
     # A softmax hidden inside a custom layer leaves no pre-activation score: explain the probability, and say so.
-    score = "logit" if explainer(plan.model).info.logits_reachable else "probability"
+    score = default_score(get_method(args.method), explainer(plan.model).info.logits_reachable)
     if score == "probability":
         print("note: this model's pre-softmax scores cannot be reached; explaining the softmax probability", flush=True)
     n = len(plan.paths)

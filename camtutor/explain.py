@@ -97,12 +97,6 @@ def _graph_key(model: keras.Model) -> tuple:
     return (*model.inputs, *model.outputs, *model.layers, *semantic_key(model))
 
 
-def _all_class_maps(rule: Callable, activations, jacobian):
-    """``sum_k rule(A, dy^c/dA)_k A_k`` for every class: A (B, h, w, K), Jacobian (B, C, h, w, K) -> (B, C, h, w)."""
-    stacked = activations[:, None]  # (B, 1, h, w, K)
-    return maths.weighted_channel_sum(stacked, rule(stacked, jacobian))
-
-
 # --------------------------------------------------------------------------- compiled per model
 class _Traced:
     """A callable that ``tf.function`` tracks by identity rather than by code object.
@@ -248,25 +242,27 @@ class _Explainer:
 
         return self._cached(("gradients", layer, score, target), build)
 
-    def grad_cam_function(self, layer, score: str, weighting: str, relu: bool, target: Callable | None) -> Callable:
-        """images, [classes] -> (maps (B, h, w), probabilities (B, C))."""
-        rule = maths.WEIGHTINGS[weighting]
+    def grad_cam_function(self, layer, score: str, entry, relu: bool, target: Callable | None) -> Callable:
+        """images, [classes] -> (maps (B, h, w), probabilities (B, C)) of a weighting ``entry``, compiled once per
+        (layer, score, rule, relu, target): a rule registered again under the same name is a new function."""
 
         def build() -> Callable:
             gradients_of = self.gradient_function(layer, score, target).python_function
 
             def grad_cam_maps(images, class_indices=None):
                 activations, gradients, probabilities = gradients_of(images, class_indices)
-                maps = maths.weighted_channel_sum(activations, rule(activations, gradients))
+                forward = method_impl().ForwardPass(activations, class_indices, self.info.num_classes,
+                                                    gradients=gradients[:, None])
+                maps = method_impl().maps_from_pass(entry, forward)[:, 0]
                 return (tf.nn.relu(maps) if relu else maps), probabilities
 
             return _compile(grad_cam_maps, self._signature(target is None))
 
-        return self._cached(("grad_cam", layer, score, weighting, relu, target), build)
+        return self._cached(("grad_cam", layer, score, entry.weighting_rule(), relu, target), build)
 
-    def grad_cam_all_classes_function(self, layer, score: str, weighting: str, relu: bool) -> Callable:
-        """images -> (maps (B, C, h, w) for every class, probabilities (B, C)), one forward pass."""
-        rule = maths.WEIGHTINGS[weighting]
+    def grad_cam_all_classes_function(self, layer, score: str, entry, relu: bool) -> Callable:
+        """images -> (maps (B, C, h, w) for every class, probabilities (B, C)) of a weighting ``entry``, one
+        forward pass and a batched Jacobian."""
 
         def build() -> Callable:
             def all_class_maps(images):
@@ -274,12 +270,14 @@ class _Explainer:
                     activations, logits, probabilities = self._forward(images, layer, tape)
                     scores = self._scores(logits, probabilities, score)
                 jacobian = tf.cast(tape.batch_jacobian(scores, activations), tf.float32)  # (B, C, h, w, K)
-                maps = _all_class_maps(rule, tf.cast(activations, tf.float32), jacobian)
+                forward = method_impl().ForwardPass(tf.cast(activations, tf.float32), None, self.info.num_classes,
+                                                    gradients=jacobian)
+                maps = method_impl().maps_from_pass(entry, forward)
                 return (tf.nn.relu(maps) if relu else maps), probabilities
 
             return _compile(all_class_maps, self._signature(False))
 
-        return self._cached(("grad_cam_all", layer, score, weighting, relu), build)
+        return self._cached(("grad_cam_all", layer, score, entry.weighting_rule(), relu), build)
 
     def layers_function(self, layers: tuple, score: str) -> Callable:
         """images -> (A per layer (B, h, w, K), Jacobian per layer (B, C, h, w, K), probabilities (B, C)), float32.
@@ -342,42 +340,43 @@ class _Explainer:
         """images -> scores (B, C) float32: logits (``score="logit"``) or class probabilities. No tape."""
         return self._cached(("scores", score), lambda: _compile(self._scores_of(score), self._signature(False)))
 
-    def masked_scores_function(self, score: str) -> Callable:
-        """(images (B, H, W, C), A (B, h, w, K), rows (n,), channels (n,)) -> scores (n, C), logits or
-        probabilities, of the images masked by their upsampled, normalised channels (Score-CAM), masks built
-        inside the graph."""
+    def inputs_scores_function(self, make_inputs: Callable, score: str, indices: int) -> Callable:
+        """(images (B, H, W, C), A (B, h, w, K), ``indices`` int32 arrays (n,)) -> scores (n, C), logits or
+        probabilities, of the network on ``make_inputs(images, A, *arrays)``, built inside the graph (Score-CAM's
+        masked images and black baseline). Compiled once per (make_inputs, score)."""
         images_spec = self._signature(False)[0]
 
         def build() -> Callable:
             scores_of = self._scores_of(score)
-            masked_inputs = method_impl().masked_inputs
 
-            def masked_scores(images, activations, rows, channels):
-                return scores_of(masked_inputs(images, activations, rows, channels))
+            def scores_of_made_inputs(images, activations, *arrays):
+                return scores_of(make_inputs(images, activations, *arrays))
 
             spec = [images_spec, tf.TensorSpec((None, None, None, None), tf.float32),
-                    tf.TensorSpec((None,), tf.int32), tf.TensorSpec((None,), tf.int32)]
-            return _compile(masked_scores, spec)
+                    *[tf.TensorSpec((None,), tf.int32)] * indices]
+            traced = _Traced(scores_of_made_inputs)
+            traced.__signature__ = inspect.Signature(
+                [inspect.Parameter(f"x{i}", inspect.Parameter.POSITIONAL_ONLY) for i in range(len(spec))])
+            return tf.function(traced, input_signature=spec)
 
-        return self._cached(("masked_scores", score), build)
+        return self._cached(("inputs_scores", make_inputs, score, indices), build)
 
-    def ablated_function(self, layer, score: str) -> Callable:
-        """(images (B, H, W, C), rows (n,), A (n, h, w, K), keep (n, K)) -> scores (n, C): the network run on
-        ``images[rows]`` with ``layer``'s output replaced by ``A * keep``. The layers that only feed ``layer`` are
-        pruned from the graph (their output is unused, and so is the gather of the images); a path that bypasses
-        ``layer`` (a skip connection) still sees the real image."""
+    def replaced_function(self, layer, score: str) -> Callable:
+        """(images (B, H, W, C), rows (n,), A (n, h, w, K)) -> scores (n, C): the network run on ``images[rows]``
+        with ``layer``'s output replaced by ``A`` (Ablation-CAM's zeroed channels). The layers that only feed
+        ``layer`` are pruned from the graph (their output is unused, and so is the gather of the images); a path
+        that bypasses ``layer`` (a skip connection) still sees the real image."""
         images_spec = self._signature(False)[0]
         shape = feature_maps.maps_shape(layer)  # (h, w, K) in any layout: channels first, tokens
-        spec = [images_spec, tf.TensorSpec((None,), tf.int32), tf.TensorSpec((None, *shape), tf.float32),
-                tf.TensorSpec((None, shape[-1]), tf.float32)]
+        spec = [images_spec, tf.TensorSpec((None,), tf.int32), tf.TensorSpec((None, *shape), tf.float32)]
 
         def build() -> Callable:
-            def ablated_scores(batch, rows, activations, keep):
+            def ablated_scores(batch, rows, activations):
                 images = tf.gather(batch, rows)
                 dtype = getattr(layer, "compute_dtype", None) or layer.output.dtype  # an operation has none
 
                 def replacement():
-                    return tf.cast(activations * keep[:, None, None, :], dtype)
+                    return tf.cast(activations, dtype)
 
                 with surgery.traced(layer, None, self.info if self._bypass else None, replace=replacement) as capture:
                     raw = self.model(images, training=False)
@@ -387,7 +386,7 @@ class _Explainer:
 
             return _compile(ablated_scores, spec)
 
-        return self._cached(("ablated", layer, score), build)
+        return self._cached(("replaced", layer, score), build)
 
     def guided_function(self, score: str, target: Callable | None) -> Callable:
         """images, [classes] -> dy/dx (B, H, W, C) with guided-ReLU gradients (only while tracing)."""
@@ -472,15 +471,25 @@ def _layer(model: keras.Model, layer: str | None) -> keras.layers.Layer:
     return explainer(model).layer(layer)
 
 
-def _prepare(model: keras.Model, images: object, score: str, weighting: str = "mean") -> tuple[_Explainer, np.ndarray]:
-    """Check the options and the batch before anything reaches TensorFlow: -> (explainer, float32 images)."""
+def _prepare(model: keras.Model, images: object, score: str, weighting: str = "mean",
+             entry: _methods.Method | None = None) -> tuple[_Explainer, np.ndarray]:
+    """Check the options and the batch before anything reaches TensorFlow: -> (explainer, float32 images).
+
+    The logits must be reachable only when the method reads them (``entry``'s declaration; without an
+    entry, the gradient of ``score``)."""
     if score not in SCORES:
         raise CamTutorError(f"score must be one of {SCORES}, got {score!r}")
     if weighting not in maths.WEIGHTINGS:
         raise CamTutorError(f"weighting must be one of {sorted(maths.WEIGHTINGS)}, got {weighting!r}")
     ex = explainer(model)
-    if score == "logit" and not ex.info.logits_reachable:
-        raise ModelError(ex.no_logits_message())
+    reads = score if entry is None else entry.score(score)
+    if reads == "logit" and not ex.info.logits_reachable:
+        note = ""
+        if entry is not None and entry.class_blind_on_probability:
+            readers = [e.name for e in _methods.REGISTRY.values() if e.reads != "score"]
+            note = (f". {entry.label} with score='probability' is class-blind (see camtutor.maths.score_cam_weights); "
+                    f"{readers} read probabilities or no score")
+        raise ModelError(ex.no_logits_message() + note)
     return ex, check_images(images, ex.input_shape, model=ex.model)
 
 
@@ -582,11 +591,30 @@ def grad_cam(
             n copies with Gaussian noise of std ``sigma * (x_max - x_min)`` per image, seeded (default 0),
             computed in one call over the tiled batch (no re-tracing). ``sigma=0`` gives the plain map.
     """
+    return _grad_cam(_weighting_entry(weighting), model, images, class_index, layer, bool(relu), score, smooth)
+
+
+def _weighting_entry(weighting: str) -> _methods.Method:
+    """The registry entry of a built-in weighting key ("mean" -> Grad-CAM...)."""
+    if weighting not in maths.WEIGHTINGS:
+        raise CamTutorError(f"weighting must be one of {sorted(maths.WEIGHTINGS)}, got {weighting!r}")
+    return next(entry for entry in _methods.REGISTRY.values() if entry.weighting == weighting)
+
+
+def _grad_cam(entry, model, images, class_index, layer, relu: bool, score: str, smooth) -> np.ndarray:
+    """Maps (B, h, w) of a weighting ``entry``: one compiled forward and backward pass (SmoothGrad: over noisy copies)."""
     smooth = _smooth_spec(smooth)
-    ex, images = _prepare(model, images, score, weighting)
+    ex, images = _prepare(model, images, score, entry=entry)
     target_fn, classes = _targets(ex, images, class_index)
-    function = ex.grad_cam_function(_layer(model, layer), score, weighting, bool(relu), target_fn)
+    function = ex.grad_cam_function(_layer(model, layer), score, entry, relu, target_fn)
     return _smoothed(smooth, images, classes, lambda x, c: _run(function, x, c)[0].numpy())
+
+
+def _grad_cam_all_classes(entry, model, images, layer, relu: bool, score: str) -> tuple[np.ndarray, np.ndarray]:
+    ex, images = _prepare(model, images, score, entry=entry)
+    function = ex.grad_cam_all_classes_function(_layer(model, layer), score, entry, relu)
+    maps, probabilities = _run(function, images, None)
+    return maps.numpy(), probabilities.numpy()
 
 
 def grad_cam_all_classes(
@@ -603,10 +631,7 @@ def grad_cam_all_classes(
     The same numbers as calling :func:`grad_cam` once per class, for about
     the cost of one call (one forward pass, a batched Jacobian of the scores).
     """
-    ex, images = _prepare(model, images, score, weighting)
-    function = ex.grad_cam_all_classes_function(_layer(model, layer), score, weighting, bool(relu))
-    maps, probabilities = _run(function, images, None)
-    return maps.numpy(), probabilities.numpy()
+    return _grad_cam_all_classes(_weighting_entry(weighting), model, images, layer, bool(relu), score)
 
 
 def _prepare_cam(model: keras.Model, images: object, layer: str | None) -> tuple[_Explainer, GapHead, np.ndarray]:
@@ -718,43 +743,40 @@ def _pick(ex: _Explainer, classes: np.ndarray | None, target: Callable | None, a
 
 
 def _class_maps(entry, model, images, class_index, layer, score, all_classes: bool):
-    """Raw maps (B, T, h, w) and probabilities (B, C) of a "forward" or "passes" entry (T = 1, or C classes).
-
-    A "passes" entry reads ``entry.reads`` when its definition fixes the score, else ``score``."""
-    score = entry.reads or score
+    """Raw maps (B, T, h, w) and probabilities (B, C) of a gradient-free entry (T = 1, or C classes): one forward
+    pass, then :func:`camtutor.method_impl.maps_from_pass` (with :class:`~camtutor.method_impl.Passes` for a method
+    that declares extra passes). The entry reads the score its declaration says."""
     if entry.gap_layer:
         ex, head, images = _prepare_cam(model, images, layer)
-        if callable(class_index) and not all_classes:
-            raise TargetError("CAM reads the Dense weights of one class per image; pass class indices, not a function")
         target_layer = head.feature_layer
     else:
-        if score == "logit" and entry.name == "scorecam" and not explainer(model).info.logits_reachable:
-            readers = [e.name for e in _methods.REGISTRY.values() if e.reads == "probability"]
-            raise ModelError(f"{explainer(model).no_logits_message()}. {entry.label} with score='probability' is "
-                             f"class-blind (see camtutor.maths.score_cam_weights); {readers} read probabilities")
-        ex, images = _prepare(model, images, score)
+        ex, images = _prepare(model, images, score, entry=entry)
         head, target_layer = None, _layer(model, layer)
+    if callable(class_index) and not all_classes and entry.class_specific and not entry.extra_passes:
+        raise TargetError(f"{entry.label} reads one class per image (CAM: the Dense weights of that class); "
+                          "pass class indices, not a function")
+    score = entry.score(score) or "logit"
     target, classes = (None, None) if all_classes else _targets(ex, images, class_index)
     activations, probabilities = _run(ex.forward_function(target_layer), images, None)
     activations, probabilities = activations.numpy(), probabilities.numpy()
-    implementation = entry.implementation()
-    if entry.kind == "forward":
-        if callable(class_index) and entry.class_specific and not all_classes:
-            raise TargetError(f"{entry.label} needs class indices, not a function")
-        maps = implementation(method_impl().ForwardPass(activations, classes, ex.info.num_classes, head))
-        return maps, probabilities
-    images_t = tf.constant(images)  # converted once, gathered by row inside the compiled ablation function
-    passes = method_impl().Passes(
-        images=images,
-        activations=activations,
-        pick=_pick(ex, classes, target, all_classes),
-        score_inputs=lambda x: surgery.run(ex.scores_function(score), x).numpy(),
-        score_masked=lambda x, a, rows, ks: surgery.run(ex.masked_scores_function(score), x, a, rows, ks).numpy(),
-        score_ablated=lambda rows, a, keep: surgery.run(ex.ablated_function(target_layer, score), images_t,
-                                                        np.asarray(rows, np.int32), a, keep).numpy(),
-    )
-    weights = implementation(passes)  # (B, K, T)
-    return np.einsum("bhwk,bkt->bthw", activations, weights), probabilities
+    passes = None
+    if entry.extra_passes:
+        images_t, activations_t = tf.constant(images), tf.constant(activations)  # converted once, gathered by row
+
+        def score_inputs(make_inputs, *arrays):
+            function = ex.inputs_scores_function(make_inputs, score, len(arrays))
+            return surgery.run(function, images_t, activations_t, *(np.asarray(a, np.int32) for a in arrays)).numpy()
+
+        passes = method_impl().Passes(
+            images=images,
+            activations=activations,
+            pick=_pick(ex, classes, target, all_classes),
+            score_inputs=score_inputs,
+            score_replaced=lambda rows, a: surgery.run(ex.replaced_function(target_layer, score), images_t,
+                                                       np.asarray(rows, np.int32), a).numpy(),
+        )
+    forward = method_impl().ForwardPass(activations, classes, ex.info.num_classes, head, passes=passes)
+    return np.asarray(method_impl().maps_from_pass(entry, forward)), probabilities
 
 
 def method_impl():
@@ -834,9 +856,9 @@ def heatmap(
 ) -> np.ndarray:
     """One entry point for every method of :data:`camtutor.methods.REGISTRY`: raw maps (B, h, w).
 
-    ``method`` is a name from :data:`camtutor.METHODS` ("cam", "gradcam", "hirescam", "gradcam++",
-    "xgradcam", "layercam", "scorecam", "scorecam_code", "ablationcam", "eigencam", "guided_gradcam"); each entry's
-    docstring gives its paper and formula. Maps are at ``layer``'s resolution, except "guided_gradcam":
+    ``method`` is a name from :data:`camtutor.METHODS` (the registry, including methods added with
+    :func:`camtutor.methods.register_weighting`); each entry's summary gives its paper and formula, and
+    :func:`camtutor.method_impl.maps_from_pass` turns its pass into maps. Maps are at ``layer``'s resolution, except "guided_gradcam":
     its (B, H, W, C) result at input resolution is reduced to ``max_c |.|`` (B, H, W), the saliency-map
     convention of Simonyan et al. 2014 (call :func:`guided_gradcam` for the colour channels).
     "cam" defaults to ``relu`` as given (the paper has none). ``score`` picks the logit or the probability
@@ -851,11 +873,10 @@ def heatmap(
         raise CamTutorError(
             f"smooth=(n, sigma) (SmoothGrad) averages gradients over noisy copies; {entry.label} uses no gradients: "
             "drop smooth, or choose a gradient method such as 'gradcam'")
-    if entry.kind == "weighting":
-        return grad_cam(model, images, class_index, layer=layer, weighting=entry.weighting, relu=relu, score=score,
-                        smooth=smooth)
-    if entry.kind == "input":
+    if entry.input_gradient:
         return _channel_magnitude(guided_gradcam(model, images, class_index, layer=layer, score=score, smooth=smooth))
+    if entry.gradients:
+        return _grad_cam(entry, model, images, class_index, layer, bool(relu), score, smooth)
     maps, _ = _class_maps(entry, model, images, class_index, layer, score, all_classes=False)
     maps = maps[:, 0]
     return np.maximum(maps, 0.0) if relu else maps
@@ -877,13 +898,8 @@ def heatmap_all_classes(
     "guided_gradcam" (input resolution) is not offered here. Used by the explorer.
     """
     entry = _methods.get(method)
-    if entry.kind == "weighting":
-        return grad_cam_all_classes(model, images, layer=layer, weighting=entry.weighting, relu=relu, score=score)
-    if entry.kind == "input":
-        raise CamTutorError(f"{entry.label} is at input resolution, one class at a time: call heatmap(..., "
-                            f"method={method!r}) per class")
-    if entry.gap_layer:
-        return cam_all_classes(model, images, layer=layer, relu=relu)
+    if entry.gradients and not entry.input_gradient:
+        return _grad_cam_all_classes(entry, model, images, layer, bool(relu), score)
     maps, probabilities = _class_maps(entry, model, images, None, layer, score, all_classes=True)
     return (np.maximum(maps, 0.0) if relu else maps), probabilities
 
@@ -912,22 +928,16 @@ class LayerPass:
         entry = _methods.get(method)
         if layer not in self.activations:
             raise LayerError(f"layer {layer!r} is not in this pass; it has {list(self.activations)}")
-        activations = self.activations[layer]
-        if entry.kind == "weighting":
-            maps = _all_class_maps(maths.WEIGHTINGS[entry.weighting], activations, self.jacobians[layer])
-        elif entry.kind == "forward":
-            head = None
-            if entry.gap_layer:
-                ex = self._explainer
-                head = ex.gap_head()
-                if ex.layer(layer) is not head.feature_layer:
-                    raise LayerError(f"CAM is defined only at {layer_name(ex.model, head.feature_layer)!r}, "
-                                     f"not at {layer!r}")
-            maps = entry.implementation()(
-                method_impl().ForwardPass(activations, None, self._explainer.info.num_classes, head))
-        else:
-            raise CamTutorError(f"{entry.label} needs more than one pass: call heatmap_all_classes(..., "
-                                f"method={method!r}, layer={layer!r})")
+        head = None
+        if entry.gap_layer:
+            ex = self._explainer
+            head = ex.gap_head()
+            if ex.layer(layer) is not head.feature_layer:
+                raise LayerError(f"{entry.label} is defined only at {layer_name(ex.model, head.feature_layer)!r}, "
+                                 f"not at {layer!r}")
+        forward = method_impl().ForwardPass(self.activations[layer], None, self._explainer.info.num_classes, head,
+                                            gradients=self.jacobians[layer] if entry.gradients else None)
+        maps = method_impl().maps_from_pass(entry, forward)
         return np.asarray(maps, np.float32), self.probabilities
 
 

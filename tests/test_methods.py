@@ -162,7 +162,7 @@ def _ablation_reference(model, name, a, classes):
         ablated = np.repeat(a[b][None], a.shape[-1], axis=0)
         for k in range(a.shape[-1]):
             ablated[k, ..., k] = 0
-        w = (y - _rest(model, name, ablated)[:, c]) / y
+        w = (y - _rest(model, name, ablated)[:, c]) / abs(y)  # a drop is positive for either sign of y
         maps.append(np.maximum((a[b] * w).sum(-1), 0))
     return np.stack(maps)
 
@@ -218,14 +218,14 @@ def test_ablation_cam_follows_desai_and_ramaswamy(models, images, name):
 
 
 def test_ablation_cam_equals_its_closed_form_on_a_gap_model(models, images):
-    """GAP -> Dense logits: y_c - y_c^k = w_kc mean(A_k), so w_k = w_kc mean(A_k) / y_c exactly."""
+    """GAP -> Dense logits: y_c - y_c^k = w_kc mean(A_k), so w_k = w_kc mean(A_k) / |y_c| exactly."""
     model, layer = models["sequential"]
     a, _ = ct.gradients(model, images, CLASSES, layer)
     dense = model.get_layer("predictions")
     kernel, bias = dense.kernel.numpy(), dense.bias.numpy()
     logits = a.mean(axis=(1, 2)) @ kernel + bias
     rows = np.arange(len(images))
-    w = kernel[:, CLASSES].T * a.mean(axis=(1, 2)) / logits[rows, CLASSES][:, None]
+    w = kernel[:, CLASSES].T * a.mean(axis=(1, 2)) / np.abs(logits[rows, CLASSES])[:, None]
     expected = np.einsum("bhwk,bk->bhw", a, w)
     got = ct.heatmap(model, images, CLASSES, method="ablationcam", layer=layer, relu=False)
     _assert_close(got, expected, rtol=1e-4)
@@ -448,7 +448,7 @@ def test_gradient_free_methods_build_no_tape_and_every_function_is_traced_once(i
                        **({"smooth": (2, 0.1)} if methods.get(method).gradients else {}))
     counts = {key[0]: f.experimental_get_tracing_count() for key, f in explainer(model)._functions.items()
               if key[0] != "gradients"}  # "gradients" is traced inside "grad_cam", never called on its own
-    assert set(counts) >= {"forward", "scores", "masked_scores", "ablated", "grad_cam", "guided_gradcam"}
+    assert set(counts) >= {"forward", "inputs_scores", "replaced", "grad_cam", "guided_gradcam"}
     assert set(counts.values()) == {1}
 
 
@@ -462,8 +462,14 @@ def test_score_cam_runs_in_chunks_of_many_rows(models, images, monkeypatch):
 
     def counting(*args, **kwargs):
         passes = original(*args, **kwargs)
-        score_masked = passes.score_masked
-        passes.score_masked = lambda *a: calls.append(len(a[2])) or score_masked(*a)
+        score_inputs = passes.score_inputs
+
+        def counted(make_inputs, *arrays):
+            if arrays:  # the masked images (the black baseline has no rows)
+                calls.append(len(arrays[0]))
+            return score_inputs(make_inputs, *arrays)
+
+        passes.score_inputs = counted
         return passes
 
     monkeypatch.setattr(method_impl, "Passes", counting)
@@ -477,7 +483,7 @@ def test_score_cam_runs_in_chunks_of_many_rows(models, images, monkeypatch):
 
 # --------------------------------------------------------------------------- the registry
 def test_every_consumer_reads_the_one_registry():
-    assert methods.METHODS == tuple(methods.REGISTRY) == tuple(methods.METHOD_LABELS)
+    assert methods.METHODS == tuple(methods.REGISTRY) == tuple(methods.method_summaries())
     assert ct.METHODS == methods.METHODS
     assert {"cam", "gradcam", "hirescam", "gradcam++", "xgradcam", "layercam", "scorecam", "ablationcam",
             "eigencam", "guided_gradcam"} <= set(methods.METHODS)
@@ -512,6 +518,8 @@ def test_pure_formulas_handle_their_edge_cases():
     assert weights[0, 1] == weights[0, 2] > weights[0, 0]
     np.testing.assert_array_equal(maths.ablation_cam_weights(np.array([0.0]), np.array([[1.0, 2.0]])), [[0.0, 0.0]])
     np.testing.assert_allclose(maths.ablation_cam_weights(np.array([2.0]), np.array([[1.0, 3.0]])), [[0.5, -0.5]])
+    # a negative score: a drop (-2 -> -3) is still a positive weight, a rise a negative one
+    np.testing.assert_allclose(maths.ablation_cam_weights(np.array([-2.0]), np.array([[-3.0, -1.0]])), [[0.5, -0.5]])
     # Eigen-CAM's sign: a map anti-correlated with the activation sum is flipped, whatever the SVD returned
     a = np.zeros((1, 2, 2, 2), np.float32)
     a[0, 0, 0] = [3.0, 0.0]
@@ -550,5 +558,25 @@ def test_ablation_cam_is_right_when_a_skip_connection_bypasses_the_layer():
             reference = build(np.where(np.arange(a.shape[-1]) == k, 0.0, 1.0).astype(np.float32))
             reference.set_weights(model.get_weights())
             drops.append(logits[i, c] - reference(images[i:i + 1]).numpy()[0, c])
-        expected.append(np.maximum(np.einsum("hwk,k->hw", a[i], np.array(drops) / logits[i, c]), 0))
+        expected.append(np.maximum(np.einsum("hwk,k->hw", a[i], np.array(drops) / abs(logits[i, c])), 0))
     _assert_close(ct.heatmap(model, images, classes, method="ablationcam", layer="b"), np.stack(expected), rtol=1e-4)
+
+
+def test_ablation_cam_keeps_its_sign_on_a_negative_logit():
+    """The bundled shapes model (last_conv -> GAP -> Dense), the least likely class: every logit is negative.
+    Removing channel k drops the logit by W_kc mean(A_k) (the closed form), so Ablation-CAM must be
+    sum_k W_kc mean(A_k) A_k / |y_c|: that map up to a *positive* factor. Dividing by y_c, as Eq. 3 is
+    written (and pytorch-grad-cam 1.5.7 does), inverts it: min-max normalised, the two differ by 1.0."""
+    model = ct.models.load("shapes")
+    data = ct.data.shapes(12, seed=0)
+    least = ct.class_probabilities(model, data.images).argmin(axis=1)
+    a, _ = ct.gradients(model, data.images, least, "last_conv")
+    dense = model.get_layer("predictions")
+    kernel, bias = dense.kernel.numpy(), dense.bias.numpy()
+    rows = np.arange(len(least))
+    y = (a.mean(axis=(1, 2)) @ kernel + bias)[rows, least]
+    assert (y < 0).all()
+    drop_map = np.einsum("bhwk,bk->bhw", a, kernel[:, least].T * a.mean(axis=(1, 2)))  # sum_k (y - y^k) A_k
+    got = ct.heatmap(model, data.images, least, method="ablationcam", layer="last_conv", relu=False)
+    _assert_close(got, drop_map / np.abs(y)[:, None, None], rtol=1e-3)
+    assert np.abs(ct.normalize(got) - ct.normalize(drop_map)).max() < 1e-3
