@@ -708,24 +708,37 @@ def _smooth_spec(smooth) -> tuple[int, float, int] | None:
     return int(n), sigma, int(seed)
 
 
+#: The most input values (images x H x W x C) of noisy copies that one SmoothGrad call runs: 2**22 float32 values
+#: are 16 MB of input, 27 copies of a 224 x 224 x 3 image; a call always holds at least one copy of the batch.
+SMOOTH_CHUNK_VALUES = 2**22
+
+
 def _smoothed(smooth, images: np.ndarray, classes: np.ndarray | None, call: Callable) -> np.ndarray:
     """SmoothGrad (Smilkov et al. 2017): ``(1/n) sum_i M(x + N(0, sigma^2 (x_max - x_min)^2))``.
 
-    One call of the compiled function over the n noisy copies tiled into one batch (no re-tracing: the batch
-    size is dynamic); the noise is drawn with numpy from ``seed``. ``call(images, classes) -> (N, ...)``, or a
-    tuple of such arrays (each is averaged on its own).
+    The n noise fields are drawn once with numpy from ``seed`` for one image (n, 1, H, W, C) and added to every
+    image of the batch, so an image's map depends only on the image, the class and the seed, never on its
+    batch-mates. The noisy copies run in calls of at most :data:`SMOOTH_CHUNK_VALUES` input values (at least
+    one copy of the batch per call; no re-tracing: the batch size is dynamic). ``call(images, classes) ->
+    (N, ...)``, or a tuple of such arrays (each is averaged on its own).
     """
     if smooth is None:
         return call(images, classes)
     n, sigma, seed = smooth
     spread = images.max(axis=(1, 2, 3), keepdims=True) - images.min(axis=(1, 2, 3), keepdims=True)
-    noise = np.random.default_rng(seed).standard_normal((n, *images.shape), dtype=np.float32)
-    noisy = (images[None] + noise * (sigma * spread)[None]).reshape(-1, *images.shape[1:]).astype(np.float32)
-    tiled = None if classes is None else np.tile(classes, n)
-    out = call(noisy, tiled)
-    if isinstance(out, tuple):
-        return tuple(part.reshape(n, len(images), *part.shape[1:]).mean(axis=0) for part in out)
-    return out.reshape(n, len(images), *out.shape[1:]).mean(axis=0)
+    noise = np.random.default_rng(seed).standard_normal((n, 1, *images.shape[1:]), dtype=np.float32)
+    draws_per_call = max(1, SMOOTH_CHUNK_VALUES // max(1, images.size))
+    total = None
+    for start in range(0, n, draws_per_call):
+        fields = noise[start:start + draws_per_call]
+        noisy = (images[None] + fields * (sigma * spread)[None]).reshape(-1, *images.shape[1:]).astype(np.float32)
+        out = call(noisy, None if classes is None else np.tile(classes, len(fields)))
+        parts = out if isinstance(out, tuple) else (out,)
+        sums = [part.reshape(len(fields), len(images), *part.shape[1:]).sum(axis=0, dtype=np.float64)
+                for part in parts]
+        total = sums if total is None else [t + s for t, s in zip(total, sums)]
+    means = tuple((t / n).astype(np.float32) for t in total)
+    return means if isinstance(out, tuple) else means[0]
 
 
 def _pick(ex: _Explainer, classes: np.ndarray | None, target: Callable | None, all_classes: bool) -> Callable:

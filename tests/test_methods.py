@@ -397,12 +397,41 @@ def test_smoothgrad_with_sigma_zero_is_the_plain_method_and_otherwise_the_mean_o
                                rtol=1e-5, atol=1e-7)
     n, sigma, seed = 3, 0.2, 7
     spread = images.max(axis=(1, 2, 3), keepdims=True) - images.min(axis=(1, 2, 3), keepdims=True)
-    noise = np.random.default_rng(seed).standard_normal((n, *images.shape), dtype=np.float32)
+    noise = np.random.default_rng(seed).standard_normal((n, 1, *images.shape[1:]), dtype=np.float32)
     expected = np.mean([ct.heatmap(model, images + noise[i] * sigma * spread, 1, method=method, layer=layer)
                         for i in range(n)], axis=0)
     got = ct.heatmap(model, images, 1, method=method, layer=layer, smooth=(n, sigma, seed))
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
     assert not np.allclose(got, plain)
+
+
+def test_smoothgrad_map_of_an_image_does_not_depend_on_its_batch_mates(models, images):
+    """Issue 21 item 7: the same image, class and seed give the same map alone and in a batch."""
+    model, layer = models["nested"]
+    batch = ct.heatmap(model, images, 1, method="gradcam", layer=layer, smooth=(5, 0.2, 3))
+    for i in range(len(images)):
+        alone = ct.heatmap(model, images[i:i + 1], 1, method="gradcam", layer=layer, smooth=(5, 0.2, 3))
+        np.testing.assert_allclose(alone[0], batch[i], rtol=1e-4, atol=1e-6)
+
+
+def test_smoothgrad_runs_in_bounded_calls_with_the_same_maps(models, images, monkeypatch):
+    """Issue 21 item 9: the n x B noisy copies run in calls of at most SMOOTH_CHUNK_VALUES input values."""
+    from camtutor import explain
+
+    model, layer = models["nested"]
+    whole = ct.heatmap(model, images, 1, method="layercam", layer=layer, smooth=(6, 0.2, 1))
+    sizes = []
+    run = explain._run
+
+    def recording_run(function, x, classes):
+        sizes.append(len(x))
+        return run(function, x, classes)
+
+    monkeypatch.setattr(explain, "_run", recording_run)
+    monkeypatch.setattr(explain, "SMOOTH_CHUNK_VALUES", 2 * images.size)  # two copies of the batch per call
+    chunked = ct.heatmap(model, images, 1, method="layercam", layer=layer, smooth=(6, 0.2, 1))
+    assert sizes == [2 * len(images)] * 3, sizes
+    np.testing.assert_allclose(chunked, whole, rtol=1e-5, atol=1e-7)
 
 
 def test_smoothgrad_is_refused_for_gradient_free_methods(models, images):
