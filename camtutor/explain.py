@@ -261,21 +261,22 @@ class _Explainer:
         return self._cached(("grad_cam", layer, score, entry.weighting_rule(), relu, target), build)
 
     def grad_cam_all_classes_function(self, layer, score: str, entry, relu: bool) -> Callable:
-        """images -> (maps (B, C, h, w) for every class, probabilities (B, C)) of a weighting ``entry``, one
-        forward pass and a batched Jacobian."""
+        """images, class_ids (m,) -> (maps (B, m, h, w) for those classes, probabilities (B, C)) of a weighting
+        ``entry``: one forward pass and a batched Jacobian of the m scores (B, m, h, w, K). The caller bounds m
+        (:data:`ALL_CLASS_VALUES`)."""
 
         def build() -> Callable:
-            def all_class_maps(images):
+            def class_maps(images, class_ids):
                 with tf.GradientTape(watch_accessed_variables=False) as tape:
                     activations, logits, probabilities = self._forward(images, layer, tape)
-                    scores = self._scores(logits, probabilities, score)
-                jacobian = tf.cast(tape.batch_jacobian(scores, activations), tf.float32)  # (B, C, h, w, K)
+                    scores = tf.gather(self._scores(logits, probabilities, score), class_ids, axis=1)
+                jacobian = tf.cast(tape.batch_jacobian(scores, activations), tf.float32)  # (B, m, h, w, K)
                 forward = method_impl().ForwardPass(tf.cast(activations, tf.float32), None, self.info.num_classes,
                                                     gradients=jacobian)
                 maps = method_impl().maps_from_pass(entry, forward)
                 return (tf.nn.relu(maps) if relu else maps), probabilities
 
-            return _compile(all_class_maps, self._signature(False))
+            return _compile(class_maps, self._signature(True))
 
         return self._cached(("grad_cam_all", layer, score, entry.weighting_rule(), relu), build)
 
@@ -610,11 +611,26 @@ def _grad_cam(entry, model, images, class_index, layer, relu: bool, score: str, 
     return _smoothed(smooth, images, classes, lambda x, c: _run(function, x, c)[0].numpy())
 
 
+#: The largest all-class Jacobian one call computes, in float32 values (images x classes x h x w x K): 2**25
+#: values are 128 MB. More classes run in several calls of one forward and backward pass each.
+ALL_CLASS_VALUES = 2**25
+
+
 def _grad_cam_all_classes(entry, model, images, layer, relu: bool, score: str) -> tuple[np.ndarray, np.ndarray]:
+    """Every class's maps (B, C, h, w) of a weighting ``entry``, the classes in chunks whose Jacobian holds at most
+    :data:`ALL_CLASS_VALUES` values (one chunk, one call, for the bundled models)."""
     ex, images = _prepare(model, images, score, entry=entry)
-    function = ex.grad_cam_all_classes_function(_layer(model, layer), score, entry, relu)
-    maps, probabilities = _run(function, images, None)
-    return maps.numpy(), probabilities.numpy()
+    target_layer = _layer(model, layer)
+    function = ex.grad_cam_all_classes_function(target_layer, score, entry, relu)
+    h, w, k = feature_maps.maps_shape(target_layer)
+    cells = (h or images.shape[1]) * (w or images.shape[2]) * (k or 1)  # a free size is bounded by the input's
+    per_call = max(1, ALL_CLASS_VALUES // max(1, len(images) * cells))
+    maps, probabilities = [], None
+    for start in range(0, ex.info.num_classes, per_call):
+        ids = np.arange(start, min(start + per_call, ex.info.num_classes), dtype=np.int32)
+        chunk, probabilities = _run(function, images, ids)
+        maps.append(chunk.numpy())
+    return np.concatenate(maps, axis=1), probabilities.numpy()
 
 
 def grad_cam_all_classes(

@@ -609,3 +609,27 @@ def test_ablation_cam_keeps_its_sign_on_a_negative_logit():
     got = ct.heatmap(model, data.images, least, method="ablationcam", layer="last_conv", relu=False)
     _assert_close(got, drop_map / np.abs(y)[:, None, None], rtol=1e-3)
     assert np.abs(ct.normalize(got) - ct.normalize(drop_map)).max() < 1e-3
+
+
+def test_all_class_maps_run_the_classes_in_bounded_chunks(models, images, monkeypatch):
+    """Issue 21 item 8: the all-class Jacobian (B, C, h, w, K) is computed a few classes at a time, with the
+    same maps, so its memory is bounded by ALL_CLASS_VALUES rather than by the number of classes."""
+    from camtutor import explain
+
+    model, layer = models["nested"]
+    whole, probabilities = ct.explain.heatmap_all_classes(model, images, method="gradcam++", layer=layer)
+    calls = []
+    run = explain._run
+
+    def recording_run(function, x, classes):
+        calls.append(None if classes is None else list(classes))
+        return run(function, x, classes)
+
+    monkeypatch.setattr(explain, "_run", recording_run)
+    h, w, k = whole.shape[2], whole.shape[3], ct.explain.explainer(model).layer(layer).output.shape[-1]
+    monkeypatch.setattr(explain, "ALL_CLASS_VALUES", len(images) * h * w * k)  # one class per call
+    chunked, chunked_probabilities = ct.explain.heatmap_all_classes(model, images, method="gradcam++", layer=layer)
+    classes = whole.shape[1]
+    assert calls == [[c] for c in range(classes)], calls
+    np.testing.assert_allclose(chunked, whole, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(chunked_probabilities, probabilities, rtol=1e-6)

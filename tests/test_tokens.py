@@ -165,7 +165,7 @@ def _ablation_reference(model, layer, images, classes, prefix):
                 t[:, prefix:, k] = 0.0  # the patch tokens' channel k; the class token stays
                 return t
             ablated.append(_replay(model, images[b:b + 1], layer, zero)[0, c])
-        w = (y - np.array(ablated)) / y
+        w = (y - np.array(ablated)) / abs(y)  # a drop is positive for either sign of y
         maps.append((_grid(tokens[b:b + 1], prefix)[0] * w).sum(-1))
     return np.stack(maps)  # raw: no ReLU
 
