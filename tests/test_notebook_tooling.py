@@ -169,8 +169,6 @@ def test_pyproject_declares_every_third_party_import():
     third_party = {name for name in imported if name not in sys.stdlib_module_names and name != "camtutor"}
     assert "cv2" in third_party and "numpy" in third_party  # the scan sees imports
     missing = {name for name in third_party if _DISTRIBUTION.get(name, name).lower() not in declared}
-    # tensorflow is declared under a platform marker as tensorflow-cpu or tensorflow
-    missing -= {"tensorflow"} if {"tensorflow", "tensorflow-cpu"} & declared else set()
     assert not missing, f"declare {sorted(missing)} in pyproject's dependencies"
 
 
