@@ -1,7 +1,8 @@
 """Graded labs (python -m tools.labs): release, then grade instructor, blank, partial, hanging and broken submissions.
 
-The grading runs use the three fastest notebooks (00, 03, 04) and one `grade` call for all of them, so that a
-hanging and a broken submission are graded beside the good ones.
+The release uses the three fastest notebooks (00, 03, 04). One `grade` call grades an instructor notebook, a blank
+one, a partial, a hanging and a broken submission, so that the bad ones are graded beside the good ones. Full marks
+for all three instructor notebooks are checked by `.ci/run`'s lab step (`--require-full-marks`), not again here.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from tools import labs
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ("00", "03", "04")
-CELL_TIMEOUT = 60.0
+GRADED_INSTRUCTOR, GRADED_BLANK = ("04",), ("00",)
+CELL_TIMEOUT = 20.0     # the slowest cell of 00/03/04 takes 8 s (its imports) on 2 cores under load
 
 
 @pytest.fixture(scope="module")
@@ -177,11 +179,11 @@ def graded(released, tmp_path_factory):
     out, lab = released
     submissions = tmp_path_factory.mktemp("submissions")
     paths = []
-    for number in NOTEBOOKS:                                         # full marks expected
+    for number in GRADED_INSTRUCTOR:                                 # full marks expected
         path, notebook = _read(out, "instructor", number)
         nbformat.write(notebook, submissions / f"instructor_{path.name}")
         paths.append(submissions / f"instructor_{path.name}")
-    for number in NOTEBOOKS:                                         # blank: 0 expected
+    for number in GRADED_BLANK:                                      # blank: 0 expected
         path, notebook = _read(out, "student", number)
         nbformat.write(notebook, submissions / f"blank_{path.name}")
         paths.append(submissions / f"blank_{path.name}")
@@ -206,14 +208,18 @@ def graded(released, tmp_path_factory):
 
 def test_instructor_notebooks_score_full_marks(graded):
     table, *_ = graded
-    for name in ("instructor_00_start_here", "instructor_03_target_function", "instructor_04_gradients"):
+    names = [name for name in table if name.startswith("instructor_")]
+    assert len(names) == len(GRADED_INSTRUCTOR)
+    for name in names:
         assert table[name]["points"] == table[name]["max_points"] != "0", table[name]
         assert table[name]["note"] == ""
 
 
 def test_blank_student_notebooks_score_zero_and_say_why(graded):
     table, *_ = graded
-    for name in ("blank_00_start_here", "blank_03_target_function", "blank_04_gradients"):
+    names = [name for name in table if name.startswith("blank_")]
+    assert len(names) == len(GRADED_BLANK)
+    for name in names:
         assert table[name]["points"] == "0" and int(table[name]["max_points"]) > 0
         assert "cases failed (returned None" in table[name]["note"]
 
@@ -231,7 +237,7 @@ def test_hanging_and_broken_submissions_beside_good_ones(graded):
     broken, hanging = table["broken_04_gradients"], table["hanging"]
     assert broken["note"].startswith("invalid notebook: NotJSONError")
     assert (broken["notebook"], broken["points"], broken["max_points"], broken["weights"]) == ("04_gradients", "0", "3", "0")
-    assert "cell 5 timed out after 60 s" in hanging["note"]
+    assert f"cell 5 timed out after {CELL_TIMEOUT:.0f} s" in hanging["note"]
     assert hanging["points"] == hanging["max_points"] == "4"          # its answer, after the loop, still counts
     assert len(printed) == 2 * len(rows) and printed[0].startswith("[1/") and "points" in printed[-1]
     assert list(table["broken_04_gradients"]) == ["submission", "notebook", "points", "max_points", "peak", "target",
