@@ -30,14 +30,14 @@ class Requirement:
     pip: str
 
 
-#: What the notebooks need (the same minimums as pyproject.toml).
+#: What the notebooks need, with pyproject.toml's minimums and ranges (tests/test_install.py compares them).
 REQUIREMENTS: tuple[Requirement, ...] = (
-    Requirement("tensorflow", "tensorflow", "2.16", "tensorflow>=2.16"),
-    Requirement("keras", "keras", "3.0", "keras>=3.0"),
+    Requirement("tensorflow", "tensorflow", "2.16.1", "tensorflow>=2.16.1,<2.22"),
+    Requirement("keras", "keras", "3.3.3", "keras>=3.3.3,<3.16"),
     Requirement("numpy", "numpy", "1.26", "numpy>=1.26"),
     Requirement("opencv", "cv2", "4.8", "opencv-python-headless>=4.8"),
     Requirement("matplotlib", "matplotlib", "3.8", "matplotlib>=3.8"),
-    Requirement("ipywidgets", "ipywidgets", "8.0", "ipywidgets>=8"),
+    Requirement("ipywidgets", "ipywidgets", "8", "ipywidgets>=8"),
     Requirement("scikit-image", "skimage", "0.22", "scikit-image>=0.22"),
 )
 PYTHON_MINIMUM = "3.10"

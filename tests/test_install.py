@@ -89,3 +89,14 @@ def test_the_dry_run_sees_a_tensorflow_cpu_requirement_as_a_second_tensorflow(tm
     python = _fake_environment(tmp_path / "colab", {"tensorflow": "2.19.0", "keras": "3.10.0"})
     done = _dry_run(python, ["tensorflow-cpu>=2.16.1,<2.22", "keras>=3.3.3,<3.16"], tmp_path / "report.json")
     assert done.returncode != 0 and "tensorflow-cpu" in done.stderr
+
+
+def test_the_environment_check_asks_for_what_pyproject_declares():
+    """``ct.environment.report()`` (notebook 00) names the same minimums and pip requirements as pyproject."""
+    from camtutor import environment
+
+    declared = {_name(r): r.split(";")[0].replace(" ", "") for r in _config()["project"]["dependencies"]}
+    for requirement in environment.REQUIREMENTS:
+        name = _name(requirement.pip)
+        assert requirement.pip == declared[name], (requirement, declared[name])
+        assert f">={requirement.minimum}" in declared[name], (requirement, declared[name])
