@@ -68,7 +68,7 @@ _LAZY_NAMES: dict[str, str] = {
 _LAZY_MODULES = (
     "data", "models", "widgets", "figures", "environment", "exercises", "loading", "train",
     "images", "baselines", "metrics", "course",
-    "maths", "mapops", "targets", "layers", "inputs", "explain", "methods", "draw", "localize", "feature_maps",
+    "maths", "mapops", "targets", "layers", "inputs", "explain", "methods", "draw", "localize", "feature_maps", "trust",
 )
 #: Submodules reachable as attributes: the public ones and the command's.
 _SUBMODULES = _LAZY_MODULES + ("cli",)

@@ -34,7 +34,7 @@ FUNCTIONS = {
 MODULES = {
     "data", "models", "widgets", "figures", "environment", "exercises", "loading", "train", "images", "baselines",
     "metrics", "course", "maths", "mapops", "targets", "layers", "inputs", "explain", "methods", "draw", "localize",
-    "feature_maps",
+    "feature_maps", "trust",
 }
 #: top-level names before the trim, now only in their module
 MOVED = {
