@@ -81,21 +81,6 @@ def _enlarge(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
 
 
-def decode_image(data: bytes, size: int | tuple[int, int] | None = None, name: str = "upload") -> np.ndarray:
-    """Uploaded file bytes -> RGB float32 (H, W, 3) in [0, 1], resized to ``size`` (int or (height, width)).
-
-    :func:`camtutor.images.decode_image` (EXIF orientation applied, pixel limit checked from the
-    header, nothing printed) with the upload's wording: raises :class:`camtutor.ImageError`
-    naming the file for anything it cannot read.
-    """
-    try:
-        return _images.decode_image(data, name=name, size=size)
-    except ImageError as error:
-        raise ImageError(
-            f"could not read {name!r} as an image: upload a PNG, JPEG, BMP, TIFF or WebP file ({error})"
-        ) from None
-
-
 # --------------------------------------------------------------------------- what is on screen
 @dataclass(frozen=True)
 class Shown:
@@ -463,7 +448,7 @@ class Explorer:
         item = files[-1]
         name = item.get("name", "upload")
         try:
-            image = decode_image(item["content"], None, name)  # as displayed: EXIF orientation applied
+            image = _images.decode_image(item["content"], name=name)  # as displayed: EXIF orientation applied
             if self.input_size is None:  # a model of any size: match the explorer's images
                 image = resize_images(image, tuple(self.images.shape[1:3]))
             ready = _images.prepare_images([image], self.model)  # resize + channels, as the command does

@@ -360,22 +360,6 @@ def test_an_upload_for_a_one_channel_model_becomes_grey(images):
     np.testing.assert_allclose(explorer.images[-1, ..., 0], expected, atol=1e-6)
 
 
-def test_decode_image_reads_common_formats_as_rgb(tmp_path):
-    rgb = np.zeros((20, 30, 3), np.uint8)
-    rgb[..., 0] = 255  # pure red
-    for extension in (".png", ".jpg", ".bmp"):
-        ok, data = cv2.imencode(extension, rgb[..., ::-1])
-        image = widgets.decode_image(data.tobytes(), 16, f"red{extension}")
-        assert image.shape == (16, 16, 3) and image.dtype == np.float32
-        np.testing.assert_allclose(image.mean(axis=(0, 1)), [1.0, 0.0, 0.0], atol=0.02)
-
-
-@pytest.mark.parametrize("garbage", [b"", b"not an image at all", b"\x89PNG\r\n\x1a\n truncated"])
-def test_decode_image_rejects_garbage(garbage):
-    with pytest.raises(ct.ImageError, match="notes.txt"):
-        widgets.decode_image(garbage, 32, "notes.txt")
-
-
 def test_upload_appends_the_image_and_shows_it_or_explains_the_error(gap_model, images):
     explorer = widgets.Explorer(gap_model, images, NAMES, upload=True)
     explorer._on_upload({"new": [{"name": "junk.txt", "content": b"hello"}]})
