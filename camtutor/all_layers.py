@@ -80,7 +80,7 @@ def layer_pass(model: keras.Model, images: np.ndarray, layers, *, score: str = "
         raise CamTutorError(
             f"the Jacobians of {len(images)} images x {ex.info.num_classes} classes at {len(found)} layers would "
             f"hold {values:,} values (limit {LAYER_PASS_VALUES:,}): use heatmap_all_classes one layer at a time")
-    activations, jacobians, probabilities = calls.run(ex.layers_function(found, score), images, None)
+    activations, jacobians, probabilities = calls.run_finite(ex.layers_function(found, score), images, None)
     names = list(layers)
     return LayerPass(ex, {n: a.numpy() for n, a in zip(names, activations)},
                      {n: j.numpy() for n, j in zip(names, jacobians)}, probabilities.numpy())

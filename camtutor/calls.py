@@ -4,10 +4,10 @@
   image batch, and refuses ``score="logit"`` only when the method reads the logit and it cannot be reached;
 * :func:`layer_of` finds a layer by name (cached per model), :func:`targets` turns a class argument into class
   indices or a target function;
-* :func:`run` calls a compiled function of :mod:`camtutor.compiled` and refuses non-finite outputs, naming the
+* :func:`run_finite` calls a compiled function of :mod:`camtutor.compiled` and refuses non-finite outputs, naming the
   images (:func:`nonfinite_rows`).
 
-Callers look :func:`run` up through this module (``calls.run(...)``), so a test can wrap it in one place.
+Callers look :func:`run_finite` up through this module (``calls.run_finite(...)``), so a test can wrap it in one place.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from camtutor.layers import GapHead, find_layer, layer_name
 from camtutor.scores import SCORES
 from camtutor.targets import ClassIndex, resolve_class_indices
 
-__all__ = ["prepare", "prepare_cam", "layer_of", "targets", "run", "nonfinite_rows"]
+__all__ = ["prepare", "prepare_cam", "layer_of", "targets", "run_finite", "nonfinite_rows"]
 
 
 def layer_of(model: keras.Model, name: str | None) -> keras.layers.Layer:
@@ -77,7 +77,7 @@ def targets(ex: _Explainer, images: np.ndarray, class_index: ClassIndex, class_n
     return None, resolve_class_indices(class_index, len(images), ex.info.num_classes, class_names)
 
 
-def run(function: Callable, images: np.ndarray, classes: np.ndarray | None):
+def run_finite(function: Callable, images: np.ndarray, classes: np.ndarray | None):
     """``function(images[, classes])`` through :func:`camtutor.surgery.run`, its outputs checked to be finite."""
     args = (images,) if classes is None else (images, classes)
     return _finite(surgery.run(function, *args), len(images))

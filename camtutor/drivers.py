@@ -1,7 +1,7 @@
 """Running one registry entry over a batch: one class per image or every class, in bounded compiled calls.
 
 The public functions of :mod:`camtutor.explain` check their arguments, pick the registry entry and call one of
-these drivers, which run the compiled functions of :mod:`camtutor.compiled` through :func:`camtutor.calls.run`
+these drivers, which run the compiled functions of :mod:`camtutor.compiled` through :func:`camtutor.calls.run_finite`
 and hand each pass to :func:`camtutor.method_impl.maps_from_pass`:
 
 * :func:`weighting_maps` -- a gradient weighting (Grad-CAM, HiResCAM, Grad-CAM++, XGrad-CAM, LayerCAM), one
@@ -39,7 +39,7 @@ def weighting_maps(entry, model, images, class_index, layer, relu: bool, score: 
     ex, images = calls.prepare(model, images, score, entry=entry)
     target_fn, classes = calls.targets(ex, images, class_index)
     function = ex.grad_cam_function(calls.layer_of(model, layer), score, entry, relu, target_fn)
-    return smoothed(smooth, images, classes, lambda x, c: calls.run(function, x, c)[0].numpy())
+    return smoothed(smooth, images, classes, lambda x, c: calls.run_finite(function, x, c)[0].numpy())
 
 
 def weighting_maps_all_classes(entry, model, images, layer, relu: bool, score: str) -> tuple[np.ndarray, np.ndarray]:
@@ -54,7 +54,7 @@ def weighting_maps_all_classes(entry, model, images, layer, relu: bool, score: s
     maps, probabilities = [], None
     for start in range(0, ex.info.num_classes, per_call):
         ids = np.arange(start, min(start + per_call, ex.info.num_classes), dtype=np.int32)
-        chunk, probabilities = calls.run(function, images, ids)
+        chunk, probabilities = calls.run_finite(function, images, ids)
         maps.append(chunk.numpy())
     return np.concatenate(maps, axis=1), probabilities.numpy()
 
@@ -88,7 +88,7 @@ def class_maps(entry, model, images, class_index, layer, score, all_classes: boo
                           "pass class indices, not a function")
     score = entry.score(score) or "logit"
     target, classes = (None, None) if all_classes else calls.targets(ex, images, class_index)
-    activations, probabilities = calls.run(ex.forward_function(target_layer), images, None)
+    activations, probabilities = calls.run_finite(ex.forward_function(target_layer), images, None)
     activations, probabilities = activations.numpy(), probabilities.numpy()
     passes = None
     if entry.extra_passes:

@@ -72,7 +72,7 @@ def gradients(
     ex, images = calls.prepare(model, images, score)
     target_fn, classes = calls.targets(ex, images, target)
     function = ex.gradient_function(calls.layer_of(model, layer), score, target_fn)
-    activations, grads, _ = calls.run(function, images, classes)
+    activations, grads, _ = calls.run_finite(function, images, classes)
     return activations.numpy(), grads.numpy()
 
 
@@ -202,7 +202,7 @@ def guided_backprop(
     ex, images = calls.prepare(model, images, score)
     target_fn, classes = calls.targets(ex, images, class_index)
     function = ex.guided_function(score, target_fn)
-    return smoothed(smooth, images, classes, lambda x, c: calls.run(function, x, c).numpy())
+    return smoothed(smooth, images, classes, lambda x, c: calls.run_finite(function, x, c).numpy())
 
 
 def guided_gradcam(
@@ -228,7 +228,7 @@ def guided_gradcam(
 
     # SmoothGrad averages each factor over the noisy copies, then multiplies them
     maps, guided = smoothed(smooth, images, classes,
-                            lambda x, c: tuple(t.numpy() for t in calls.run(function, x, c)))
+                            lambda x, c: tuple(t.numpy() for t in calls.run_finite(function, x, c)))
     return method_impl.guided_gradcam_maps(maps, guided)
 
 

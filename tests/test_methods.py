@@ -422,13 +422,13 @@ def test_smoothgrad_runs_in_bounded_calls_with_the_same_maps(models, images, mon
     model, layer = models["nested"]
     whole = ct.heatmap(model, images, 1, method="layercam", layer=layer, smooth=(6, 0.2, 1))
     sizes = []
-    run = calls.run
+    run = calls.run_finite
 
     def recording_run(function, x, classes):
         sizes.append(len(x))
         return run(function, x, classes)
 
-    monkeypatch.setattr(calls, "run", recording_run)
+    monkeypatch.setattr(calls, "run_finite", recording_run)
     monkeypatch.setattr(smoothing, "SMOOTH_CHUNK_VALUES", 2 * images.size)  # two copies of the batch per call
     chunked = ct.heatmap(model, images, 1, method="layercam", layer=layer, smooth=(6, 0.2, 1))
     assert sizes == [2 * len(images)] * 3, sizes
@@ -620,13 +620,13 @@ def test_all_class_maps_run_the_classes_in_bounded_chunks(models, images, monkey
     model, layer = models["nested"]
     whole, probabilities = ct.explain.heatmap_all_classes(model, images, method="gradcam++", layer=layer)
     calls = []
-    run = calls_module.run
+    run = calls_module.run_finite
 
     def recording_run(function, x, classes):
         calls.append(None if classes is None else list(classes))
         return run(function, x, classes)
 
-    monkeypatch.setattr(calls_module, "run", recording_run)
+    monkeypatch.setattr(calls_module, "run_finite", recording_run)
     h, w, k = whole.shape[2], whole.shape[3], explainer(model).layer(layer).output.shape[-1]
     monkeypatch.setattr(drivers, "ALL_CLASS_VALUES", len(images) * h * w * k)  # one class per call
     chunked, chunked_probabilities = ct.explain.heatmap_all_classes(model, images, method="gradcam++", layer=layer)
