@@ -543,7 +543,8 @@ def run_explain(args: argparse.Namespace) -> int:
 
     from camtutor.data import load_image
     from camtutor.draw import overlay
-    from camtutor.explain import class_probabilities, explainer, heatmap
+    from camtutor.compiled import explainer
+    from camtutor.explain import class_probabilities, heatmap
     from camtutor.methods import default_score, get as get_method
 
     # A softmax hidden inside a custom layer leaves no pre-activation score: explain the probability, and say so.

@@ -185,7 +185,8 @@ def show_feature_maps(
 
     maps = np.asarray(feature_maps, dtype=np.float32)
     if maps.ndim != 3:
-        raise ValueError(f"feature_maps must be one image's maps (h, w, K), got shape {maps.shape}; pick one, e.g. A[0]")
+        raise CamTutorError(
+            f"feature_maps must be one image's maps (h, w, K), got shape {maps.shape}; pick one, e.g. A[0]")
     count = max(1, min(int(n), maps.shape[-1]))
     ncols = max(1, min(ncols, count))
     nrows = (count + ncols - 1) // ncols

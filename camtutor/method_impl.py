@@ -1,7 +1,7 @@
 """How a :mod:`camtutor.methods` entry turns one forward pass into maps, and the methods' own code (imports TensorFlow).
 
 :func:`maps_from_pass` is the one place that dispatches on a method's ``kind``; :func:`camtutor.heatmap`,
-:func:`camtutor.explain.heatmap_all_classes`, :meth:`camtutor.explain.LayerPass.maps` (and through them the
+:func:`camtutor.explain.heatmap_all_classes`, :meth:`camtutor.all_layers.LayerPass.maps` (and through them the
 explorer, the command, :mod:`camtutor.trust` and the benchmarks) all call it. The kinds:
 
 * ``"weighting"``: ``rule(A, dy/dA) -> weights`` (:meth:`camtutor.methods.Method.weighting_rule`); the map is

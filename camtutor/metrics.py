@@ -60,12 +60,13 @@ __all__ = [
     "bootstrap_interval",
     "resize_maps",
     "linear_imputation",
-    "BASELINES",
+    "DELETION_BASELINES",
 ]
 
 Baseline = Union[str, np.ndarray]
-#: Named baselines of :func:`deletion` / :func:`insertion` (or pass an array).
-BASELINES = ("zeros", "blur", "mean", "impute")
+#: Named baselines of :func:`deletion` / :func:`insertion`: what a removed pixel becomes (or pass an array). Not
+#: :data:`camtutor.baselines.BASELINES`, the baseline *maps* a saliency map is compared with.
+DELETION_BASELINES = ("zeros", "blur", "mean", "impute")
 #: Most images per model call in :func:`deletion`, :func:`insertion`, :func:`average_drop` by default;
 #: fewer for large images, so that one call's input stays under :data:`DEFAULT_CHUNK_BYTES`.
 DEFAULT_BATCH_SIZE = 512
@@ -427,11 +428,12 @@ def _baseline(images: np.ndarray, baseline: Baseline) -> np.ndarray | None:
             return np.stack(
                 [cv2.GaussianBlur(img, (0, 0), sigmaX=sigma, borderType=cv2.BORDER_REFLECT).reshape(img.shape) for img in images]
             ).astype(np.float32)
-        raise CamTutorError(f"baseline must be one of {BASELINES} or an array, got {baseline!r}")
+        raise CamTutorError(f"baseline must be one of {DELETION_BASELINES} or an array, got {baseline!r}")
     try:
         arr = np.asarray(baseline, dtype=np.float32)
     except (TypeError, ValueError) as exc:
-        raise CamTutorError(f"baseline must be one of {BASELINES} or a numeric array; could not convert: {exc}") from None
+        raise CamTutorError(
+            f"baseline must be one of {DELETION_BASELINES} or a numeric array; could not convert: {exc}") from None
     if arr.shape not in (images.shape, images.shape[1:]):
         raise CamTutorError(
             f"a baseline array must have the images' shape {images.shape} or one image's {images.shape[1:]}, got {arr.shape}"

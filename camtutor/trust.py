@@ -30,7 +30,7 @@ from camtutor import metrics
 from camtutor.errors import CamTutorError
 
 __all__ = [
-    "METHODS",
+    "COMPARED_METHODS",
     "method_maps",
     "baseline_maps",
     "two_object_rows",
@@ -42,13 +42,14 @@ __all__ = [
     "randomisation_similarity",
 ]
 
-#: the methods scored in notebook 09, by their label in :data:`camtutor.methods.REGISTRY` (a selection, not a copy:
-#: :func:`method_maps` accepts the label of any registry entry)
-METHODS: tuple[str, ...] = ("CAM", "Grad-CAM", "HiResCAM")
+#: the methods the trust report compares (notebook 09), by their label in :data:`camtutor.methods.REGISTRY`: a
+#: selection, not the registry's list of names (that is :data:`camtutor.METHODS`); :func:`method_maps` accepts the
+#: label of any registry entry
+COMPARED_METHODS: tuple[str, ...] = ("CAM", "Grad-CAM", "HiResCAM")
 
 
 def method_maps(model, images: np.ndarray, classes, *, layer: str | None = None,
-                methods: Sequence[str] = METHODS) -> dict[str, np.ndarray]:
+                methods: Sequence[str] = COMPARED_METHODS) -> dict[str, np.ndarray]:
     """Maps (B, h, w) of ``layer`` for each registry label in ``methods``, from ``ct.heatmap(method=...)``.
 
     "CAM" is the paper's raw map (no ReLU; it needs a GAP + Dense head and exists only at the layer before GAP);

@@ -7,7 +7,7 @@ with a colour bar and its min / max) and the overlay.
 
 Fast by construction:
 
-* when the explorer is built, one compiled call (:func:`camtutor.explain.layer_pass`: one forward pass,
+* when the explorer is built, one compiled call (:func:`camtutor.all_layers.layer_pass`: one forward pass,
   one backward pass per class) gives the feature maps and every class's gradient at *every* layer for
   *every* image; the first time a (layer, method) is shown, its maps for every image and class are
   computed from that pass in milliseconds (no tracing, no model call), raw, without ReLU, and cached.
@@ -46,9 +46,10 @@ from camtutor.inputs import check_images, resize_images
 from camtutor.layers import conv_layers, find_layer, gap_dense_head, is_spatial, layer_name
 from camtutor.methods import REGISTRY, default_score
 
-# Calls go through the module so tests can count them (monkeypatch _explain.grad_cam_all_classes).
+# Calls go through the modules so tests can count them (monkeypatch camtutor.explain.heatmap_all_classes).
+from camtutor import all_layers as _all_layers  # noqa: E402
 from camtutor import explain as _explain  # noqa: E402
-
+from camtutor.compiled import explainer  # noqa: E402
 
 
 def explorer_methods() -> dict[str, str]:
@@ -79,21 +80,6 @@ def _enlarge(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if rgb.shape[:2] == size:
         return rgb
     return cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
-
-
-def decode_image(data: bytes, size: int | tuple[int, int] | None = None, name: str = "upload") -> np.ndarray:
-    """Uploaded file bytes -> RGB float32 (H, W, 3) in [0, 1], resized to ``size`` (int or (height, width)).
-
-    :func:`camtutor.images.decode_image` (EXIF orientation applied, pixel limit checked from the
-    header, nothing printed) with the upload's wording: raises :class:`camtutor.ImageError`
-    naming the file for anything it cannot read.
-    """
-    try:
-        return _images.decode_image(data, name=name, size=size)
-    except ImageError as error:
-        raise ImageError(
-            f"could not read {name!r} as an image: upload a PNG, JPEG, BMP, TIFF or WebP file ({error})"
-        ) from None
 
 
 # --------------------------------------------------------------------------- what is on screen
@@ -173,7 +159,7 @@ class Explorer:
                 f"model {model.name!r} has no layer with a spatial (B, h, w, K) output (h*w > 1); the explorer "
                 "needs a conv net whose feature maps have more than one position"
             )
-        info = _explain.explainer(model).info
+        info = explainer(model).info
         # A softmax hidden inside a custom layer leaves no pre-activation score: explain the probability then
         # (methods.default_score, the one rule the command follows too).
         self.logits_reachable = info.logits_reachable
@@ -198,7 +184,7 @@ class Explorer:
         self.panel_size = int(panel_size)
         self.compute_calls = 0
         self._cache: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
-        self._pass = None  # explain.LayerPass for these images, False when too large, None before it is computed
+        self._pass = None  # all_layers.LayerPass for these images, False when too large, None before it is computed
         self._computing: dict[tuple[str, str], object] = {}  # (layer, method) -> future of a background computation
         self._generation = 0  # counts image changes: a background result for older images is dropped
         self._shown: Shown | None = None
@@ -365,15 +351,15 @@ class Explorer:
             self._render()
 
     def _layer_pass(self):
-        """The explorer's one compiled computation (:func:`camtutor.explain.layer_pass`): feature maps and
+        """The explorer's one compiled computation (:func:`camtutor.all_layers.layer_pass`): feature maps and
         every class's gradient at every layer, for all images, computed once per image set. None when it
-        does not fit in :data:`camtutor.explain.LAYER_PASS_VALUES` (then each layer is computed on its own)."""
+        does not fit in :data:`camtutor.all_layers.LAYER_PASS_VALUES` (then each layer is computed on its own)."""
         if self._pass is None:
             layers = list(self.layers)
             if self.cam_layer is not None and self.cam_layer not in layers:
                 layers.append(self.cam_layer)
             try:
-                self._pass = _explain.layer_pass(self.model, self.images, layers, score=self.score)
+                self._pass = _all_layers.layer_pass(self.model, self.images, layers, score=self.score)
             except CamTutorError:
                 self._pass = False
         return self._pass or None
@@ -463,7 +449,7 @@ class Explorer:
         item = files[-1]
         name = item.get("name", "upload")
         try:
-            image = decode_image(item["content"], None, name)  # as displayed: EXIF orientation applied
+            image = _images.decode_image(item["content"], name=name)  # as displayed: EXIF orientation applied
             if self.input_size is None:  # a model of any size: match the explorer's images
                 image = resize_images(image, tuple(self.images.shape[1:3]))
             ready = _images.prepare_images([image], self.model)  # resize + channels, as the command does

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import camtutor as ct
-from camtutor.explain import explainer
+from camtutor.compiled import explainer
 from camtutor.layers import gap_dense_head, output_info
 from camtutor.loading import load_model
 

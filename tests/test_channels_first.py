@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import camtutor as ct
-from camtutor import feature_maps
+from camtutor import all_layers, feature_maps
 
 SIZE, K, CLASSES = 12, 5, 3
 
@@ -65,7 +65,7 @@ def test_every_method_gives_the_channels_last_maps(images, batch_norm):
         scale = np.abs(expected).max()
         assert scale > 0, method
         np.testing.assert_allclose(got / scale, expected / scale, atol=2e-5, err_msg=method)
-    passed = ct.explain.layer_pass(first, images, ["features"])
+    passed = all_layers.layer_pass(first, images, ["features"])
     np.testing.assert_allclose(passed.maps("features", "cam")[0], ct.cam_all_classes(last, images)[0], atol=1e-5)
 
 

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 import camtutor as ct
-from camtutor.explain import explainer
+from camtutor.compiled import explainer
 
 
 def small_gap_model(num_classes: int = 3, activation: str = "softmax", seed: int = 0) -> keras.Model:

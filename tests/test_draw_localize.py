@@ -28,7 +28,7 @@ def test_show_feature_maps_draws_n_panels_with_means():
 
 
 def test_show_feature_maps_needs_one_image():
-    with pytest.raises(ValueError, match="pick one"):
+    with pytest.raises(ct.CamTutorError, match="pick one"):
         show_feature_maps(np.zeros((2, 4, 4, 3)))
 
 

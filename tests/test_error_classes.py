@@ -16,7 +16,9 @@ import camtutor as ct
 from camtutor import data, localize
 
 PACKAGE = Path(ct.__file__).resolve().parent
-SCANNED = ["data.py", "course.py", "baselines.py", "localize.py", "metrics.py", "images.py", "keras_internals.py"]
+SCANNED = ["data.py", "course.py", "baselines.py", "localize.py", "metrics.py", "images.py", "keras_internals.py",
+           "draw.py", "explain.py", "compiled.py", "calls.py", "drivers.py", "all_layers.py", "scores.py",
+           "smoothing.py"]
 BUILTINS = {"ValueError", "TypeError", "RuntimeError", "KeyError", "IndexError", "Exception", "AssertionError"}
 
 

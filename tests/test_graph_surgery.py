@@ -20,6 +20,7 @@ import tensorflow as tf
 
 import camtutor as ct
 from camtutor import surgery
+from camtutor.compiled import explainer
 from camtutor.errors import CamTutorError, LayerError
 from camtutor.layers import _innermost, conv_layers, default_layer, find_layer, layer_name
 
@@ -220,7 +221,7 @@ def test_removing_the_output_activation_is_seen(images):
     before = ct.grad_cam(model, images, 1, score="probability")
     model.layers[-1].activation = None  # the Keras Grad-CAM example's trick: the model now outputs logits
     logits = model(images).numpy()
-    assert ct.explain.explainer(model).info.activation == "linear"
+    assert explainer(model).info.activation == "linear"
     np.testing.assert_allclose(ct.class_probabilities(model, images), tf.nn.softmax(logits).numpy(), rtol=1e-5)
     # the probability is still softmax(logits), so Grad-CAM of it is unchanged; the logit now is the output
     np.testing.assert_allclose(ct.grad_cam(model, images, 1, score="probability"), before, rtol=1e-4, atol=1e-9)
@@ -233,7 +234,7 @@ def test_removing_the_output_activation_is_seen(images):
     auc, curves = ct.metrics.deletion(model, images, ct.grad_cam(model, images, 1), 1, steps=4)
     assert (curves >= 0).all() and (curves <= 1).all() and ((auc >= 0) & (auc <= 1)).all()
     model.layers[-1].activation = keras.activations.sigmoid  # another semantic change: read again
-    assert ct.explain.explainer(model).info.activation == "sigmoid"
+    assert explainer(model).info.activation == "sigmoid"
     np.testing.assert_allclose(ct.class_probabilities(model, images), model(images).numpy(), rtol=1e-6)
 
 

@@ -471,3 +471,20 @@ def test_prepare_images_refusals_name_the_fix(models, photo_files, case, call, e
 def test_data_and_images_are_one_loader():
     assert ct.data.load_image is im.load_image and ct.data.load_images is im.load_images
     assert "EXIF orientation is applied" in ct.data.load_image.__doc__
+
+
+# --------------------------------------------------------------------------- the explorer's upload: one decoder
+def test_decode_image_reads_uploaded_bytes_of_common_formats_as_rgb(tmp_path):
+    rgb = np.zeros((20, 30, 3), np.uint8)
+    rgb[..., 0] = 255  # pure red
+    for extension in (".png", ".jpg", ".bmp"):
+        ok, data = cv2.imencode(extension, rgb[..., ::-1])
+        image = im.decode_image(data.tobytes(), name=f"red{extension}", size=16)
+        assert image.shape == (16, 16, 3) and image.dtype == np.float32
+        np.testing.assert_allclose(image.mean(axis=(0, 1)), [1.0, 0.0, 0.0], atol=0.02)
+
+
+@pytest.mark.parametrize("garbage", [b"", b"not an image at all", b"\x89PNG\r\n\x1a\n truncated"])
+def test_decode_image_rejects_garbage(garbage):
+    with pytest.raises(ImageError, match="notes.txt"):
+        im.decode_image(garbage, name="notes.txt", size=32)

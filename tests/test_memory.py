@@ -14,7 +14,7 @@ import keras
 import numpy as np
 
 import camtutor as ct
-from camtutor.explain import explainer
+from camtutor.compiled import explainer
 
 WARM_UP, CALLS = 20, 500
 

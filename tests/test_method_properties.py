@@ -12,6 +12,7 @@ import pytest
 
 import camtutor as ct
 from camtutor import metrics, trust
+from camtutor.compiled import explainer
 from camtutor.methods import REGISTRY
 
 CLASS_SPECIFIC = [name for name, entry in REGISTRY.items() if entry.class_specific]
@@ -96,7 +97,7 @@ def shifted():
 
     model = ct.models.load("shapes")
     images = ct.data.shapes(12, seed=3).images
-    logits = np.asarray(ct.explain.explainer(model).scores_function("logit")(images))
+    logits = np.asarray(explainer(model).scores_function("logit")(images))
     top = int(np.bincount(logits.argmax(axis=1)).argmax())
     keep = logits.argmax(axis=1) == top
     copy = keras.models.clone_model(model)
@@ -104,7 +105,7 @@ def shifted():
     kernel, bias = copy.get_layer("predictions").get_weights()
     bias[top] -= float(logits[keep, top].max()) + 5.0
     copy.get_layer("predictions").set_weights([kernel, bias])
-    shifted_logits = np.asarray(ct.explain.explainer(copy).scores_function("logit")(images[keep]))
+    shifted_logits = np.asarray(explainer(copy).scores_function("logit")(images[keep]))
     assert (logits[keep, top] > 0).all() and (shifted_logits[:, top] < 0).all()
     return model, copy, images[keep], np.full(int(keep.sum()), top)
 

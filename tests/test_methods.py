@@ -19,7 +19,8 @@ import tensorflow as tf
 
 import camtutor as ct
 from camtutor import methods
-from camtutor.explain import explainer, guided_backprop, guided_gradcam, heatmap_all_classes
+from camtutor.compiled import explainer
+from camtutor.explain import guided_backprop, guided_gradcam, heatmap_all_classes
 
 SIZE = 20
 
@@ -416,19 +417,19 @@ def test_smoothgrad_map_of_an_image_does_not_depend_on_its_batch_mates(models, i
 
 def test_smoothgrad_runs_in_bounded_calls_with_the_same_maps(models, images, monkeypatch):
     """Issue 21 item 9: the n x B noisy copies run in calls of at most SMOOTH_CHUNK_VALUES input values."""
-    from camtutor import explain
+    from camtutor import calls, smoothing
 
     model, layer = models["nested"]
     whole = ct.heatmap(model, images, 1, method="layercam", layer=layer, smooth=(6, 0.2, 1))
     sizes = []
-    run = explain._run
+    run = calls.run_finite
 
     def recording_run(function, x, classes):
         sizes.append(len(x))
         return run(function, x, classes)
 
-    monkeypatch.setattr(explain, "_run", recording_run)
-    monkeypatch.setattr(explain, "SMOOTH_CHUNK_VALUES", 2 * images.size)  # two copies of the batch per call
+    monkeypatch.setattr(calls, "run_finite", recording_run)
+    monkeypatch.setattr(smoothing, "SMOOTH_CHUNK_VALUES", 2 * images.size)  # two copies of the batch per call
     chunked = ct.heatmap(model, images, 1, method="layercam", layer=layer, smooth=(6, 0.2, 1))
     assert sizes == [2 * len(images)] * 3, sizes
     np.testing.assert_allclose(chunked, whole, rtol=1e-5, atol=1e-7)
@@ -614,20 +615,20 @@ def test_ablation_cam_keeps_its_sign_on_a_negative_logit():
 def test_all_class_maps_run_the_classes_in_bounded_chunks(models, images, monkeypatch):
     """Issue 21 item 8: the all-class Jacobian (B, C, h, w, K) is computed a few classes at a time, with the
     same maps, so its memory is bounded by ALL_CLASS_VALUES rather than by the number of classes."""
-    from camtutor import explain
+    from camtutor import calls as calls_module, drivers
 
     model, layer = models["nested"]
     whole, probabilities = ct.explain.heatmap_all_classes(model, images, method="gradcam++", layer=layer)
     calls = []
-    run = explain._run
+    run = calls_module.run_finite
 
     def recording_run(function, x, classes):
         calls.append(None if classes is None else list(classes))
         return run(function, x, classes)
 
-    monkeypatch.setattr(explain, "_run", recording_run)
-    h, w, k = whole.shape[2], whole.shape[3], ct.explain.explainer(model).layer(layer).output.shape[-1]
-    monkeypatch.setattr(explain, "ALL_CLASS_VALUES", len(images) * h * w * k)  # one class per call
+    monkeypatch.setattr(calls_module, "run_finite", recording_run)
+    h, w, k = whole.shape[2], whole.shape[3], explainer(model).layer(layer).output.shape[-1]
+    monkeypatch.setattr(drivers, "ALL_CLASS_VALUES", len(images) * h * w * k)  # one class per call
     chunked, chunked_probabilities = ct.explain.heatmap_all_classes(model, images, method="gradcam++", layer=layer)
     classes = whole.shape[1]
     assert calls == [[c] for c in range(classes)], calls

@@ -234,7 +234,7 @@ def test_baselines_mean_blur_and_array(linear):
     np.testing.assert_allclose(dele[:, -1], p1(grey[None])[0], atol=1e-6)  # ends at the baseline
     with pytest.raises(ct.CamTutorError, match="baseline"):
         metrics.deletion(linear, images, heat, 1, baseline="noise")
-    assert metrics.BASELINES == ("zeros", "blur", "mean", "impute")
+    assert metrics.DELETION_BASELINES == ("zeros", "blur", "mean", "impute")
     with pytest.raises(ct.CamTutorError, match="shape"):
         metrics.deletion(linear, images, heat, 1, baseline=np.zeros((3, 3, 1)))
 

@@ -21,7 +21,7 @@ import tensorflow as tf
 
 import camtutor as ct
 from camtutor.cli import main
-from camtutor.explain import explainer
+from camtutor.compiled import explainer
 from camtutor.layers import default_layer, output_info
 
 SIZE = 16

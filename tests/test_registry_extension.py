@@ -18,7 +18,8 @@ import tensorflow as tf
 
 import camtutor as ct
 from camtutor import cli, methods, widgets
-from camtutor.explain import heatmap_all_classes, layer_pass
+from camtutor.all_layers import layer_pass
+from camtutor.explain import heatmap_all_classes
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYER = "last_conv"

@@ -22,7 +22,8 @@ from test_methods import _assert_close, _eigen_reference, _weighting_reference
 import camtutor as ct
 from camtutor import feature_maps
 from camtutor.cli import main
-from camtutor.explain import heatmap_all_classes, layer_pass
+from camtutor.all_layers import layer_pass
+from camtutor.explain import heatmap_all_classes
 
 H, W, P, D, CLASSES = 48, 80, 8, 16, 3
 GRID = (H // P, W // P)  # (6, 10)

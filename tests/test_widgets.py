@@ -16,6 +16,9 @@ import camtutor as ct
 from camtutor import models, widgets
 
 explain_module = importlib.import_module("camtutor.explain")
+from camtutor import all_layers  # noqa: E402
+from camtutor.compiled import explainer  # noqa: E402
+from camtutor.layers import find_layer  # noqa: E402
 NAMES = ("circle", "square", "triangle")
 
 
@@ -93,21 +96,21 @@ def test_class_labels_show_the_models_probabilities(explorer, gap_model, images)
     assert labels == [f"{name} ({p:.2f})" for name, p in zip(NAMES, probabilities)]
 
 
-def _counting(monkeypatch, name):
+def _counting(monkeypatch, name, module=explain_module):
     calls = []
-    original = getattr(explain_module, name)
+    original = getattr(module, name)
 
     def counting(*args, **kwargs):
         calls.append(kwargs.get("layer", args[2] if len(args) > 2 else None))
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(explain_module, name, counting)
+    monkeypatch.setattr(module, name, counting)
     return calls
 
 
 def test_switching_class_image_relu_or_opacity_never_runs_the_model_again(explorer, monkeypatch):
     calls = _counting(monkeypatch, "grad_cam_all_classes")
-    passes = _counting(monkeypatch, "layer_pass")
+    passes = _counting(monkeypatch, "layer_pass", all_layers)
     monkeypatch.setattr(keras.Model, "__call__", _forbidden)  # any other forward pass fails loudly
     shown = []
     for klass, image in [(1, 0), (2, 0), (2, 3), (0, 4)]:
@@ -139,7 +142,7 @@ def test_a_failed_computation_blanks_the_panels_instead_of_leaving_a_stale_map(e
     def broken(*args, **kwargs):
         raise RuntimeError("out of memory")
 
-    monkeypatch.setattr(explain_module.LayerPass, "maps", broken)
+    monkeypatch.setattr(all_layers.LayerPass, "maps", broken)
     explorer.layer_slider.value = explorer.layers[1]
     assert explorer.state() is None and explorer.map_panel.value == b"" and explorer.overlay_panel.value == b""
     assert "out of memory" in explorer.note.value and explorer.layers[1] in explorer.note.value
@@ -180,7 +183,7 @@ def test_idle_prefetch_fills_every_layer_inside_a_running_loop_then_stops(gap_mo
 
 
 def _trace_count(model) -> int:
-    return sum(f.experimental_get_tracing_count() for f in explain_module.explainer(model)._functions.values())
+    return sum(f.experimental_get_tracing_count() for f in explainer(model)._functions.values())
 
 
 def test_after_construction_every_layer_of_every_one_pass_method_needs_no_tracing_and_no_model_call(
@@ -192,8 +195,8 @@ def test_after_construction_every_layer_of_every_one_pass_method_needs_no_tracin
     model = models.gap_classifier(3, input_shape=(32, 32, 3), width=4)  # fresh: nothing traced yet
     explorer = widgets.Explorer(model, images, NAMES, prefetch=False)
     traces = _trace_count(model)
-    assert traces == 1 and set(explain_module.explainer(model)._functions) == {
-        ("layers", tuple(explain_module.find_layer(model, n) for n in explorer.layers), "logit")}
+    assert traces == 1 and set(explainer(model)._functions) == {
+        ("layers", tuple(find_layer(model, n) for n in explorer.layers), "logit")}
     monkeypatch.setattr(keras.Model, "__call__", _forbidden)
     one_pass = [m for m in widgets.explorer_methods() if not REGISTRY[m].extra_passes]
     for method in one_pass:
@@ -212,7 +215,7 @@ def test_after_construction_every_layer_of_every_one_pass_method_needs_no_tracin
 
 
 def test_a_model_too_large_for_one_pass_is_explored_one_layer_at_a_time(gap_model, images, monkeypatch):
-    monkeypatch.setattr(explain_module, "LAYER_PASS_VALUES", 10)
+    monkeypatch.setattr(all_layers, "LAYER_PASS_VALUES", 10)
     calls = _counting(monkeypatch, "heatmap_all_classes")
     explorer = widgets.Explorer(gap_model, images, NAMES)
     explorer.layer_slider.value = explorer.layers[0]
@@ -358,22 +361,6 @@ def test_an_upload_for_a_one_channel_model_becomes_grey(images):
     assert explorer.images.shape == (len(images) + 1, 32, 32, 1), explorer.note.value
     expected = cv2.cvtColor(np.full((32, 32, 3), (0, 200 / 255, 0), np.float32), cv2.COLOR_RGB2GRAY)
     np.testing.assert_allclose(explorer.images[-1, ..., 0], expected, atol=1e-6)
-
-
-def test_decode_image_reads_common_formats_as_rgb(tmp_path):
-    rgb = np.zeros((20, 30, 3), np.uint8)
-    rgb[..., 0] = 255  # pure red
-    for extension in (".png", ".jpg", ".bmp"):
-        ok, data = cv2.imencode(extension, rgb[..., ::-1])
-        image = widgets.decode_image(data.tobytes(), 16, f"red{extension}")
-        assert image.shape == (16, 16, 3) and image.dtype == np.float32
-        np.testing.assert_allclose(image.mean(axis=(0, 1)), [1.0, 0.0, 0.0], atol=0.02)
-
-
-@pytest.mark.parametrize("garbage", [b"", b"not an image at all", b"\x89PNG\r\n\x1a\n truncated"])
-def test_decode_image_rejects_garbage(garbage):
-    with pytest.raises(ct.ImageError, match="notes.txt"):
-        widgets.decode_image(garbage, 32, "notes.txt")
 
 
 def test_upload_appends_the_image_and_shows_it_or_explains_the_error(gap_model, images):
