@@ -52,6 +52,7 @@ _LAZY_NAMES: dict[str, str] = {
     **dict.fromkeys(("normalize", "upsample"), "mapops"),  # the numpy versions: ct.normalize imports no TensorFlow
     **dict.fromkeys(("class_score", "contrast"), "targets"),
     **dict.fromkeys(("conv_layers", "gap_dense_head", "output_info"), "layers"),
+    **dict.fromkeys(("TokenLayer", "ChannelsFirst", "ChannelsLast"), "feature_maps"),
     "resize_images": "inputs",
     **dict.fromkeys(
         ("cam", "cam_all_classes", "class_probabilities", "heatmap", "grad_cam", "grad_cam_all_classes", "gradients",
@@ -67,7 +68,7 @@ _LAZY_NAMES: dict[str, str] = {
 _LAZY_MODULES = (
     "data", "models", "widgets", "figures", "environment", "exercises", "loading", "train",
     "images", "baselines", "metrics", "course",
-    "maths", "mapops", "targets", "layers", "inputs", "explain", "methods", "draw", "localize",
+    "maths", "mapops", "targets", "layers", "inputs", "explain", "methods", "draw", "localize", "feature_maps",
 )
 #: Submodules reachable as attributes: the public ones and the command's.
 _SUBMODULES = _LAZY_MODULES + ("cli",)

@@ -40,7 +40,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from camtutor import maths, surgery
+from camtutor import feature_maps, maths, surgery
 from camtutor import methods as _methods
 from camtutor.methods import METHODS
 from camtutor.errors import CamTutorError, LayerError, ModelError, TargetError
@@ -214,6 +214,8 @@ class _Explainer:
         return spec
 
     def _cached(self, key: tuple, build: Callable[[], Callable]) -> Callable:
+        layouts = feature_maps.cache_key(key)  # a stated layout (camtutor.TokenLayer...) is traced in
+        key = (*key[:-1], layouts, key[-1]) if layouts else key
         if key not in self._functions:
             custom = [k for k in self._functions if callable(k[-1])]
             if len(custom) >= _MAX_CUSTOM_TARGETS:  # bound memory when users pass fresh lambdas
@@ -363,8 +365,9 @@ class _Explainer:
         pruned from the graph (their output is unused, and so is the gather of the images); a path that bypasses
         ``layer`` (a skip connection) still sees the real image."""
         images_spec = self._signature(False)[0]
-        spec = [images_spec, tf.TensorSpec((None,), tf.int32), tf.TensorSpec((None, *layer.output.shape[1:]), tf.float32),
-                tf.TensorSpec((None, layer.output.shape[-1]), tf.float32)]
+        shape = feature_maps.maps_shape(layer)  # (h, w, K) in any layout: channels first, tokens
+        spec = [images_spec, tf.TensorSpec((None,), tf.int32), tf.TensorSpec((None, *shape), tf.float32),
+                tf.TensorSpec((None, shape[-1]), tf.float32)]
 
         def build() -> Callable:
             def ablated_scores(batch, rows, activations, keep):

@@ -104,19 +104,36 @@ def _output_shape(layer: keras.layers.Layer) -> tuple | None:
 
 
 def _is_feature_map(layer: keras.layers.Layer) -> bool:
-    shape = _output_shape(layer)
-    return shape is not None and len(shape) == 4
+    """True for a 4-D map (channels last or first) and for a token layer whose grid the model shows
+    (:mod:`camtutor.feature_maps`)."""
+    from camtutor.feature_maps import Layout, found_layout
+
+    return isinstance(found_layout(layer), Layout)
+
+
+def _grid(layer: keras.layers.Layer) -> tuple | None:
+    """(h, w) of the layer's feature maps in the layout used for it, or None when it is not a feature map."""
+    from camtutor.feature_maps import Layout, found_layout, layout_of
+
+    return layout_of(layer).grid if isinstance(found_layout(layer), Layout) or _stated(layer) else None
+
+
+def _stated(layer: keras.layers.Layer) -> bool:
+    from camtutor.feature_maps import _STATED
+
+    return layer in _STATED
 
 
 def is_spatial(layer: keras.layers.Layer) -> bool:
-    """True when the layer's (B, h, w, K) output has more than one position (h*w > 1, or an unknown size).
+    """True when the layer's feature map (B, h, w, K) has more than one position (h*w > 1, or an unknown size).
 
+    The grid is read in the layer's layout: (B, h, w, K), (B, K, h, w), or tokens on an h x w grid.
     A 1x1 feature map gives a "map" of one value per image: nothing to localise.
     """
-    shape = _output_shape(layer)
-    if shape is None or len(shape) != 4:
+    grid = _grid(layer)
+    if grid is None:
         return False
-    h, w = shape[1:3]
+    h, w = grid
     return h is None or w is None or h * w > 1
 
 
@@ -136,7 +153,11 @@ def layer_name(model: keras.Model, layer: keras.layers.Layer) -> str:
 
 
 def conv_layers(model: keras.Model) -> list[str]:
-    """Names of the layers whose output is a 4-D (B, H, W, K) feature map, from input to output.
+    """Names of the layers whose output is a feature map, from input to output.
+
+    A feature map is a 4-D output, (B, H, W, K) or channels-first (B, K, H, W), or the tokens (B, T, D) of a
+    Vision Transformer whose grid the model shows (:mod:`camtutor.feature_maps`); token layers whose patch
+    tokens do not reach the score (after the last attention of a class-token head) are left out.
 
     Layers inside nested models (a keras.applications backbone, say) are listed by their own names;
     a name that two layers share (an outer ``conv`` and a backbone's ``conv``) is listed as the full path
@@ -146,7 +167,15 @@ def conv_layers(model: keras.Model) -> list[str]:
     """
     check_model(model)
     names = _names(model)
-    return [names[id(layer)] for layer in _leaf_layers(model) if _is_feature_map(layer)]
+    found = [layer for layer in _leaf_layers(model) if _is_feature_map(layer)]
+    dead = _dead_tokens(model)
+    return [names[id(layer)] for layer in found if id(layer) not in dead]
+
+
+def _dead_tokens(model: keras.Model) -> frozenset:
+    from camtutor.feature_maps import dead_token_layers
+
+    return dead_token_layers(model)
 
 
 def _not_a_layer_hint(model: keras.Model, name: str, candidates: list[str]) -> str | None:
@@ -170,17 +199,44 @@ def _not_a_layer_hint(model: keras.Model, name: str, candidates: list[str]) -> s
     return None
 
 
-def find_layer(model: keras.Model, name: str) -> keras.layers.Layer:
+def find_layer(model: keras.Model, name) -> keras.layers.Layer:
     """The feature-map layer called ``name``, searched in nested models too.
 
     ``name`` is a bare layer name when no other layer shares it, or a path: relative to the model
     (``"backbone/conv"``) or from it, its name included (``"outer/backbone/conv"``, ``"outer/conv"``).
+    It may also state the layer's layout where the model does not show it: ``camtutor.TokenLayer(name,
+    grid=(h, w), prefix=p)``, ``camtutor.ChannelsFirst(name)``, ``camtutor.ChannelsLast(name)``
+    (:mod:`camtutor.feature_maps`).
     Raises :class:`LayerError` with the candidates when the name is unknown, ambiguous (the message lists
-    the paths), names the input or a nested model, or the layer's output is not a 4-D feature map.
+    the paths), names the input or a nested model, the layer's output is not a feature map, its layout
+    cannot be read (the message names the statement that fixes it), or it is a token layer whose patch
+    tokens do not reach the score (the class-token pitfall).
     """
-    candidates = conv_layers(model)
+    from camtutor import feature_maps
+
+    check_model(model)
+    spec = name if isinstance(name, feature_maps.SPECS) else None
+    if spec is not None:
+        name = spec.name
+    layer = _named_layer(model, name)
+    shape = _output_shape(layer)
+    if shape is None or len(shape) not in (3, 4):
+        raise LayerError(
+            f"layer {name!r} outputs shape {shape}, not a feature map (B, H, W, K) or tokens (B, T, D); "
+            f"choose one of camtutor.conv_layers(model): {conv_layers(model)}"
+        )
+    feature_maps.resolve(layer, name, spec)
+    if len(shape) == 3 and spec is None and id(layer) in _dead_tokens(model):
+        alive = [layer_name(model, x) for x in feature_maps.token_layers(model) if id(x) not in _dead_tokens(model)]
+        raise LayerError(feature_maps.pitfall_message(model, name, alive))
+    return layer
+
+
+def _named_layer(model: keras.Model, name) -> keras.layers.Layer:
+    """The leaf layer that ``name`` addresses (see :func:`find_layer`); LayerError naming the candidates."""
     if not isinstance(name, str):
-        raise LayerError(f"layer must be a layer name (str), got {type(name).__name__}; choose one of {candidates}")
+        raise LayerError(f"layer must be a layer name (str), got {type(name).__name__}; choose one of "
+                         f"{conv_layers(model)}")
     entries = _leaf_entries(model)
     if "/" in name:
         relative = name[len(model.name) + 1:] if name.startswith(f"{model.name}/") else None
@@ -195,14 +251,8 @@ def find_layer(model: keras.Model, name: str) -> keras.layers.Layer:
             f"the one you mean, e.g. layer={paths[-1]!r}"
         )
     if matches:
-        layer = matches[0]
-        shape = _output_shape(layer)
-        if shape is None or len(shape) != 4:
-            raise LayerError(
-                f"layer {name!r} outputs shape {shape}, not a (B, H, W, K) feature map; "
-                f"choose one of camtutor.conv_layers(model): {candidates}"
-            )
-        return layer
+        return matches[0]
+    candidates = conv_layers(model)
     hint = _not_a_layer_hint(model, name, candidates)
     if hint:
         raise LayerError(hint)
@@ -263,6 +313,10 @@ def default_layer(model: keras.Model) -> keras.layers.Layer:
     one value per image there; the default is the last layer before that which still has a map.
     """
     check_model(model)
+    from camtutor.feature_maps import default_token_layer  # a Vision Transformer: its own rule
+
+    if (tokens := default_token_layer(model)) is not None:
+        return tokens
     leaves = [layer for layer in _leaf_layers(model) if _is_feature_map(layer)]
     if not leaves:
         raise LayerError(f"model {model.name!r} has no layer with a 4-D (B, H, W, K) output; CAM needs a conv net")

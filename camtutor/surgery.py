@@ -25,6 +25,7 @@ import keras
 import tensorflow as tf
 
 from camtutor.errors import CamTutorError, LayerError, TargetError
+from camtutor.feature_maps import layout_of
 from camtutor.layers import OutputInfo
 
 _LOCK = threading.RLock()
@@ -153,11 +154,14 @@ def traced(
     replace: Callable[[], tf.Tensor] | None = None,
     guided=None,
 ) -> Iterator[Capture]:
-    """While the ``with`` block runs the model, capture ``layer``'s output (watched by ``tape``) and, when
+    """While the ``with`` block runs the model, capture ``layer``'s feature maps ``A`` (B, h, w, K) (watched by
+    ``tape``: the output converted from the layer's layout, :mod:`camtutor.feature_maps`, the output rebuilt
+    from ``A`` so that gradients with respect to ``A`` are exact) and, when
     ``info`` is given and reachable, return the pre-activation score instead of the final softmax/sigmoid.
 
-    ``layer`` may be None (nothing captured). ``replace``: the layer's output is ``replace()`` instead of
-    what the layer computes (the layer itself is not run, so what only fed it is pruned from the graph):
+    ``layer`` may be None (nothing captured). ``replace``: the layer's output is built from ``A = replace()``
+    (B, h, w, K) instead of what the layer computes (the layer itself is not run, so what only fed it is
+    pruned from the graph; a token layer with a class token runs, and keeps its class token):
     Ablation-CAM reruns the rest of the network on ablated activations this way. ``guided``: the model
     whose ReLUs (ReLU layers, relu/relu6 activations) get guided-backpropagation gradients; a captured ReLU
     layer stays guided, and ``capture.guided_after`` counts the guided ReLUs that ran after the capture (0
@@ -167,16 +171,17 @@ def traced(
     """
     capture = Capture()
     run_layer = None  # how the captured layer computes its output: its own call, or its guided ReLU
+    layout = None if layer is None else layout_of(layer)
 
     def capture_hook(original, *args, **kwargs):
-        if replace is not None:
-            out = replace()
-        else:
-            out = original(*args, **kwargs) if run_layer is None else run_layer(original, *args, **kwargs)
+        computed = None
+        if replace is None or layout.needs_output:  # a replaced token layer still computes its class token
+            computed = original(*args, **kwargs) if run_layer is None else run_layer(original, *args, **kwargs)
+        maps = replace() if replace is not None else layout.to_maps(computed)  # A (B, h, w, K)
         if tape is not None:
-            tape.watch(out)
-        capture.tensors.append(out)
-        return out
+            tape.watch(maps)
+        capture.tensors.append(maps)
+        return maps if layout.identity else layout.from_maps(maps, computed)
 
     def counted(fn: Callable) -> Callable:
         def guided_relu(x):

@@ -22,6 +22,7 @@ FUNCTIONS = {
     "normalize", "upsample",  # ct.mapops
     "class_score", "contrast",  # ct.targets
     "conv_layers", "gap_dense_head", "output_info",  # ct.layers
+    "TokenLayer", "ChannelsFirst", "ChannelsLast",  # ct.feature_maps: stating a layer's layout
     "resize_images",  # ct.inputs
     "cam", "cam_all_classes", "class_probabilities", "heatmap", "grad_cam", "grad_cam_all_classes", "gradients",
     "guided_backprop", "guided_gradcam",  # ct.explain
@@ -33,6 +34,7 @@ FUNCTIONS = {
 MODULES = {
     "data", "models", "widgets", "figures", "environment", "exercises", "loading", "train", "images", "baselines",
     "metrics", "course", "maths", "mapops", "targets", "layers", "inputs", "explain", "methods", "draw", "localize",
+    "feature_maps",
 }
 #: top-level names before the trim, now only in their module
 MOVED = {
