@@ -170,7 +170,8 @@ def attention_model(model):
         return layer(*args, **kwargs)
 
     clone = keras.models.clone_model(model, clone_function=lambda layer: layer, call_function=call)
-    return keras.Model(clone.inputs, [clone.outputs[0], *scores], name=f"{model.name}_attention")
+    inputs = clone.inputs[0] if len(clone.inputs) == 1 else clone.inputs  # one input: called with one array
+    return keras.Model(inputs, [clone.outputs[0], *scores], name=f"{model.name}_attention")
 
 
 def attention_matrices(model, images: np.ndarray, *, batch_size: int = 64) -> list[np.ndarray]:

@@ -66,6 +66,8 @@ DEFAULTS: dict[str, dict] = {
     "shapes-200": {"epochs": 100, "n_train": 200, "lr": 1e-3, "fine_tune_epochs": 20},
     # backbone: trained on faces with a temporary Flatten head; then the GAP head alone
     "faces": {"epochs": 40, "backbone_epochs": 30, "lr": 1e-2, "backbone_lr": 2e-3},
+    # the small Vision Transformer: n_train images plus mirror images, AdamW with a cosine schedule, batch 64
+    "shapes-vit": {"epochs": 20, "n_train": 6000, "lr": 2e-3, "weight_decay": 1e-4},
 }
 
 _VAL_SEED_OFFSET = 1000
@@ -172,6 +174,27 @@ def _fit_folded(model, x, y, *, epochs: int, fine_tune_epochs: int, lr: float, v
         )
         net.fit(x, y, batch_size=32, epochs=n_epochs, validation_data=validation_data, verbose=verbose)
     return model
+
+
+def _train_vit(*, epochs: int, n_train: int, lr: float, weight_decay: float, seed: int, verbose: int):
+    """The small Vision Transformer: plain training (LayerNorm inside, no twin needed) on ``shapes(n_train)``
+    plus mirror images; AdamW, learning rate warmed up over the first epoch then cosine-decayed to 0, batch 64."""
+    import keras
+
+    from camtutor import models
+
+    train_set = _data.shapes(n_train, seed=seed)
+    val_set = _data.shapes(600, seed=seed + _VAL_SEED_OFFSET)
+    x, y = _augment_flip(train_set.images, train_set.labels)
+    steps = -(-len(x) // 64)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        0.0, decay_steps=steps * (epochs - 1), warmup_target=lr, warmup_steps=steps)
+    model = models.build("shapes-vit")
+    model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=weight_decay),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, batch_size=64, epochs=epochs, validation_data=(val_set.images, val_set.labels),
+              verbose=verbose)
+    return model, _accuracy(model, val_set.images, val_set.labels)
 
 
 def random_label_set(n_train: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -282,6 +305,8 @@ def train(
     _seed_everything(seed)
     if name == "faces":
         model, acc = _train_faces(seed=seed, verbose=verbose, **cfg)
+    elif name == "shapes-vit":
+        model, acc = _train_vit(seed=seed, verbose=verbose, **cfg)
     elif name in ("shapes-random-labels", "shapes-200"):
         model, acc = _train_small_set(name, seed=seed, verbose=verbose, **cfg)
     else:

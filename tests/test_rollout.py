@@ -94,7 +94,7 @@ def test_attention_of_a_keras_vit_matches_its_own_softmax():
     np.testing.assert_allclose(np.stack(atts).sum(axis=-1), 1.0, atol=1e-5)
     # the same softmax by hand from the first block's query / key projections
     mha = model.get_layer("block1_attention")
-    x = keras.Model(model.inputs, model.get_layer("block1_norm1").output)(images)
+    x = keras.Model(model.input, model.get_layer("block1_norm1").output)(images)
     q = np.einsum("btd,dnk->btnk", np.asarray(x), np.asarray(mha._query_dense.kernel)) + np.asarray(mha._query_dense.bias)
     k = np.einsum("btd,dnk->btnk", np.asarray(x), np.asarray(mha._key_dense.kernel)) + np.asarray(mha._key_dense.bias)
     logits = np.einsum("bqnk,btnk->bnqt", q, k) / np.sqrt(q.shape[-1])
