@@ -47,6 +47,7 @@ def setter(control, value):
 async def _scenario(method: str, images, class_names, wait: float) -> dict:
     import camtutor as ct
     from camtutor import widgets
+    from camtutor.methods import REGISTRY
 
     model = ct.models.load("shapes")  # fresh: no compiled function exists for it yet
     steps: list[float] = []
@@ -67,7 +68,7 @@ async def _scenario(method: str, images, class_names, wait: float) -> dict:
         await asyncio.sleep(wait)
         prefetched = len(steps)
         visits = {}
-        layers = [explorer.cam_layer] if method == "cam" else explorer.layers
+        layers = [explorer.cam_layer] if REGISTRY[method].gap_layer else explorer.layers
         for layer in layers:
             computed = explorer.compute_calls
             start = time.perf_counter()
@@ -96,7 +97,7 @@ def first_visits(images: int = 16, wait: float = 2.0, methods=None, log=print) -
     data = ct.data.shapes(images, seed=1)
     ct.class_probabilities(ct.models.load("shapes"), data.images)  # TensorFlow's start-up, not any method's
     results = {}
-    for method in methods or widgets.METHOD_LABELS:
+    for method in methods or widgets.explorer_methods():
         log(f"explorer: {method}")
         result = asyncio.run(_scenario(method, data.images, data.class_names, wait))
         result.pop("explorer")

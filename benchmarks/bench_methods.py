@@ -37,7 +37,13 @@ from pathlib import Path
 
 from benchmarks.run import RESULTS, ROOT, configure_threads, floors, shapes_case
 
-ONE_PASS = ("cam", "gradcam", "hirescam", "gradcam++", "xgradcam", "layercam", "eigencam", "guided_gradcam")
+from camtutor.methods import REGISTRY  # noqa: E402 - TF-free: the registry decides what is benchmarked
+
+#: the registry's one-pass methods (built-ins only: a method registered at run time is not benchmarked)
+ONE_PASS = tuple(name for name, entry in REGISTRY.items()
+                 if not entry.extra_passes and entry.paper != "registered at run time")
+EXTRA_PASSES = tuple(name for name, entry in REGISTRY.items()
+                     if entry.extra_passes and entry.paper != "registered at run time")
 INPUT_FLOOR = "floor: plain model, forward + tape.gradient to the input"
 
 
@@ -128,7 +134,7 @@ def measure_shapes(repeats: int, log) -> dict:
                                         seek_penultimate_conv_layer=False, expand_cam=False, normalize_cam=False))
 
     def ours(method, x, c):
-        return ct.heatmap(model, x, c, method=method, layer=None if method == "cam" else layer)
+        return ct.heatmap(model, x, c, method=method, layer=None if ct.methods.get(method).gap_layer else layer)
 
     spec = [tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32), tf.TensorSpec((None,), tf.int32)]
 
@@ -152,10 +158,9 @@ def measure_shapes(repeats: int, log) -> dict:
 
     log("Score-CAM, 16 images")
     few, few_classes = images[:16], classes[:16]
-    score_times = _time_round_robin({"scorecam": lambda: ours("scorecam", few, few_classes),
-                                     "tf-keras-vis scorecam": lambda: peer("scorecam", few, few_classes),
-                                     "ablationcam": lambda: ours("ablationcam", few, few_classes)},
-                                    max(2, repeats // 4))
+    slow = {m: (lambda m=m: ours(m, few, few_classes)) for m in EXTRA_PASSES}
+    slow["tf-keras-vis scorecam"] = lambda: peer("scorecam", few, few_classes)
+    score_times = _time_round_robin(slow, max(2, repeats // 4))
     times.update(score_times)
 
     log("agreement")
@@ -225,13 +230,14 @@ def markdown(result: dict, only_explorer: bool = False) -> str:
              "| method | images | median ms | x forward floor | x matching floor | vs tf-keras-vis | "
              "agreement (max abs, normalised) |", "|---|---|---|---|---|---|---|"]
     for name in ONE_PASS:
-        matching = forward if name in ("cam", "eigencam") else to_input if name == "guided_gradcam" else backward
+        entry = REGISTRY[name]
+        matching = forward if not entry.gradients else to_input if entry.input_gradient else backward
         peer = f"tf-keras-vis {name}"
         speed = f"{m[peer] / m[name]:.1f}x faster" if peer in m else ""
         agreement = f"{agree[name]:.1e} (peer {agree[peer]:.1e})" if name in agree else "tests/test_methods.py"
         lines.append(f"| {name} | 64 | {1e3 * m[name]:.1f} | {m[name] / forward:.2f} | {m[name] / matching:.2f} | "
                      f"{speed} | {agreement} |")
-    for name in ("scorecam", "ablationcam"):
+    for name in EXTRA_PASSES:
         peer = f"tf-keras-vis {name}"
         speed = f"{m[peer] / m[name]:.1f}x faster" if peer in m else ""
         agreement = f"{agree[name]:.1e} (peer {agree[peer]:.1e})" if name in agree else "tests/test_methods.py"

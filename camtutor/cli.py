@@ -44,7 +44,10 @@ _EXPLAIN_EPILOG = """\
 images:
   Any size and format OpenCV reads (PNG, JPEG, BMP, TIFF, WebP...). Each file is
   read as RGB float in [0, 1] (greyscale -> 3 channels, transparency over white),
-  resized to the model's input size, then preprocessed with --preprocess.
+  resized to the model's input size, then preprocessed with --preprocess. A model
+  with a free input size (None, None, C) runs on each image as it is, up to
+  camtutor.images.MAX_MODEL_PIXELS = 1024 x 1024 pixels (a larger image is refused
+  before the model runs; shrink it, or raise CAMTUTOR_MAX_MODEL_PIXELS).
 
 outputs:
   One overlay PNG per image, drawn on the original image at its own size (longest
@@ -144,6 +147,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="the class to explain: top, an index, a name, or a comma list with one per image (default: top)",
     )
     explain.add_argument("--layer", default=None, metavar="NAME", help="feature-map layer (default: the last one)")
+    explain.add_argument(
+        "--grid", default=None, metavar="HxW[+P]",
+        help="the --layer is Vision Transformer tokens on an H x W patch grid after P class/register tokens "
+        "(default 0); needed only where camtutor cannot read the grid from the model",
+    )
     explain.add_argument(
         "--out", default=DEFAULT_OUT, metavar="DIR",
         help=f"output folder, created if needed (default: ./{DEFAULT_OUT}); see 'outputs' below",
@@ -380,6 +388,23 @@ def _load_batch(paths: Sequence[Path | str | np.ndarray], model, preprocessing: 
     return prepare_images(list(paths), model, preprocessing)
 
 
+def _parse_grid(grid: str | None, layer: str | None) -> tuple[int, int, int] | None:
+    """``--grid HxW[+P]`` -> (h, w, prefix), checked without TensorFlow; CamTutorError naming the form."""
+    import re
+
+    from camtutor.errors import LayerError
+
+    if grid is None:
+        return None
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*(?:\+\s*(\d+))?\s*", grid)
+    if match is None or int(match.group(1)) < 1 or int(match.group(2)) < 1:
+        raise LayerError(f"--grid must be HxW or HxW+P (patch rows x columns, P class/register tokens before them), "
+                         f"e.g. --grid 6x10+1; got {grid!r}")
+    if layer is None:
+        raise LayerError("--grid states the grid of a token layer: pass the layer too, e.g. --layer NAME --grid 6x10+1")
+    return int(match.group(1)), int(match.group(2)), int(match.group(3) or 0)
+
+
 def _plan(args: argparse.Namespace) -> _Plan:
     """Check everything before the first output file: cheap checks first (no TensorFlow), then the model's."""
     from camtutor.errors import CamTutorError, TargetError
@@ -389,6 +414,7 @@ def _plan(args: argparse.Namespace) -> _Plan:
         raise CamTutorError(f"--top must be at least 1, got {args.top}")
     if not 0.0 <= args.alpha <= 1.0:
         raise CamTutorError(f"--alpha must be in [0, 1], got {args.alpha}")
+    args.grid = _parse_grid(args.grid, args.layer)
     _check_model_name(args.model)
     paths = [Path(p).expanduser() for p in args.images]
     _check_image_files(paths)
@@ -404,16 +430,31 @@ def _plan(args: argparse.Namespace) -> _Plan:
         _check_outputs(paths, outputs)
         print(f"loading TensorFlow and model '{args.model}'...", flush=True)  # the next step takes seconds
         model, names, classes = _check_model(args, target, len(paths))
+        _check_free_input_size(model, paths)
     except BaseException:
         _remove_folders(created)
         raise
     return _Plan(model, paths, outputs, names, classes, created)
 
 
+def _check_free_input_size(model, paths: Sequence[Path]) -> None:
+    """A model with a free input size runs on each image as it is: refuse one above
+    :data:`camtutor.images.MAX_MODEL_PIXELS` now, from its header, before any map is computed."""
+    from camtutor.images import check_image_file, check_model_input_size
+
+    shape = tuple(model.inputs[0].shape)
+    if shape[1] is None or shape[2] is None:
+        for path in paths:
+            size = check_image_file(path)
+            if size is not None:  # a header only the full decoder reads: prepare_images checks it
+                check_model_input_size(*size, shape, str(path))
+
+
 def _check_model(args: argparse.Namespace, target, n_images: int):
     """Load the model; check labels, --method cam, --layer and --class against it. -> (model, names, classes)."""
     import numpy as np
 
+    from camtutor import methods
     from camtutor.errors import ModelError, TargetError
     from camtutor.layers import find_layer, gap_dense_head, output_info
     from camtutor.loading import load_model, model_class_names
@@ -422,17 +463,17 @@ def _check_model(args: argparse.Namespace, target, n_images: int):
     model = load_model(args.model)
     num_classes = output_info(model).num_classes
     names = _read_labels(args.labels, num_classes) if args.labels else model_class_names(args.model)
-    if args.method == "cam":
+    entry = methods.get(args.method)
+    if entry.gap_layer:
         try:
             gap_dense_head(model)
         except ModelError as error:
             raise ModelError(f"{error} (on the command line: --method gradcam)") from None
-    if args.method == "scorecam" and not output_info(model).logits_reachable:
-        # the command would fall back to probabilities, and Score-CAM over probabilities is class-blind
-        raise ModelError(
-            "this model's pre-softmax scores cannot be reached, and Score-CAM over probabilities is class-blind; "
-            "use --method scorecam_code (the authors' code, which reads probabilities) or another method"
-        )
+    methods.default_score(entry, output_info(model).logits_reachable)  # refuses a class-blind fallback
+    if getattr(args, "grid", None) is not None:  # the layer becomes camtutor.TokenLayer(name, grid, prefix)
+        from camtutor.feature_maps import TokenLayer
+
+        args.layer = TokenLayer(args.layer, args.grid[:2], args.grid[2])
     if args.layer is not None:
         find_layer(model, args.layer)
     if target is None:
@@ -503,9 +544,10 @@ def run_explain(args: argparse.Namespace) -> int:
     from camtutor.data import load_image
     from camtutor.draw import overlay
     from camtutor.explain import class_probabilities, explainer, heatmap
+    from camtutor.methods import default_score, get as get_method
 
     # A softmax hidden inside a custom layer leaves no pre-activation score: explain the probability, and say so.
-    score = "logit" if explainer(plan.model).info.logits_reachable else "probability"
+    score = default_score(get_method(args.method), explainer(plan.model).info.logits_reachable)
     if score == "probability":
         print("note: this model's pre-softmax scores cannot be reached; explaining the softmax probability", flush=True)
     n = len(plan.paths)
@@ -623,6 +665,10 @@ def run_models(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- entry point
+_OUT_OF_MEMORY = ("camtutor: error: out of memory; pass fewer or smaller images, or a smaller model "
+                  "(run again with --debug for the traceback)")
+
+
 def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
@@ -693,9 +739,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except MemoryError:
             if debug:
                 raise
-            message = ("camtutor: error: out of memory; pass fewer or smaller images, or a smaller model "
-                       "(run again with --debug for the traceback)")
-            code = EXIT_ERROR
+            message, code = _OUT_OF_MEMORY, EXIT_ERROR
         except Exception as error:  # last resort: still one line, the traceback on request
             if debug:
                 raise
@@ -703,6 +747,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"camtutor: error: unexpected {type(error).__name__}: {_one_line(error)} "
                 "(run again with --debug for the traceback)"
             )
+            if type(error).__name__ == "ResourceExhaustedError":  # TensorFlow's MemoryError
+                message = _OUT_OF_MEMORY
             code = EXIT_ERROR
     sys.stderr.write(message + "\n")
     return code

@@ -20,7 +20,7 @@ from typing import Sequence, Union
 import cv2
 import numpy as np
 
-from camtutor.errors import ImageError
+from camtutor.errors import CamTutorError, ImageError
 
 __all__ = [
     "SHAPE_CLASSES",
@@ -94,9 +94,9 @@ class TwoShapesData(_Batch):
 
 def _check_n_size(n: object, size: object) -> tuple[int, int]:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be an integer >= 1 (the number of images), got {n!r}.")
+        raise CamTutorError(f"n must be an integer >= 1 (the number of images), got {n!r}.")
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 32:
-        raise ValueError(
+        raise CamTutorError(
             f"size must be an integer >= 32 (image side in pixels; shapes get too small below), got {size!r}."
         )
     return int(n), int(size)
@@ -104,7 +104,7 @@ def _check_n_size(n: object, size: object) -> tuple[int, int]:
 
 def _check_seed(seed: object) -> None:
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-        raise ValueError(f"seed must be an integer (or None for a random one), got {seed!r}.")
+        raise CamTutorError(f"seed must be an integer (or None for a random one), got {seed!r}.")
 
 
 _CONTRASTS = ("both", "bright", "dark")
@@ -115,7 +115,7 @@ _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 def _check_options(contrast: object, clutter: object) -> tuple[str, int]:
     if contrast not in _CONTRASTS:
-        raise ValueError(
+        raise CamTutorError(
             f"contrast must be one of {', '.join(repr(c) for c in _CONTRASTS)} "
             f"(objects brighter and/or darker than the background), got {contrast!r}."
         )
@@ -124,7 +124,7 @@ def _check_options(contrast: object, clutter: object) -> tuple[str, int]:
         or not isinstance(clutter, (int, np.integer))
         or not 0 <= clutter <= _MAX_CLUTTER
     ):
-        raise ValueError(
+        raise CamTutorError(
             f"clutter must be an integer from 0 to {_MAX_CLUTTER} (distractors per image), got {clutter!r}."
         )
     return str(contrast), int(clutter)
@@ -320,7 +320,7 @@ def _scene(
             if not np.any(taken & m):
                 break
         else:  # pragma: no cover - extremely unlikely with these scales
-            raise RuntimeError("could not place non-overlapping shapes; use a larger size")
+            raise CamTutorError("could not place non-overlapping shapes; use a larger size")
         masks.append(m)
         taken |= _grown(m)
     for _ in range(clutter):
@@ -476,9 +476,9 @@ def faces(*, size: int = 64, seed: int = 0, test_fraction: float = 0.3) -> Faces
         :class:`FacesData` with images (N, S, S, 3) float32 in [0, 1]; label 1 = face.
     """
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 25:
-        raise ValueError(f"size must be an integer >= 25 (the crops are 25x25), got {size!r}.")
+        raise CamTutorError(f"size must be an integer >= 25 (the crops are 25x25), got {size!r}.")
     if not isinstance(test_fraction, (float, int)) or not 0.0 < float(test_fraction) < 1.0:
-        raise ValueError(f"test_fraction must be strictly between 0 and 1, got {test_fraction!r}.")
+        raise CamTutorError(f"test_fraction must be strictly between 0 and 1, got {test_fraction!r}.")
     _check_seed(seed)
     from skimage.data import lfw_subset  # local import: skimage is slowish to import
 

@@ -55,6 +55,7 @@ from camtutor.layers import (
     is_spatial,
     layer_name,
     output_info,
+    semantic_key,
 )
 from camtutor.targets import ClassIndex, class_score, resolve_class_indices
 
@@ -91,14 +92,9 @@ def read_scores(info: OutputInfo, raw, pre_activation: bool) -> tuple[tf.Tensor 
 
 
 def _graph_key(model: keras.Model) -> tuple:
-    """What determines the traced graph: the input/output tensors and the layer objects (compared by identity)."""
-    return (*model.inputs, *model.outputs, *model.layers)
-
-
-def _all_class_maps(rule: Callable, activations, jacobian):
-    """``sum_k rule(A, dy^c/dA)_k A_k`` for every class: A (B, h, w, K), Jacobian (B, C, h, w, K) -> (B, C, h, w)."""
-    stacked = activations[:, None]  # (B, 1, h, w, K)
-    return maths.weighted_channel_sum(stacked, rule(stacked, jacobian))
+    """What determines the traced graph: the input/output tensors, the layer objects and what each layer
+    applies (its activation: :func:`camtutor.layers.semantic_key`), compared by identity."""
+    return (*model.inputs, *model.outputs, *model.layers, *semantic_key(model))
 
 
 # --------------------------------------------------------------------------- compiled per model
@@ -246,38 +242,43 @@ class _Explainer:
 
         return self._cached(("gradients", layer, score, target), build)
 
-    def grad_cam_function(self, layer, score: str, weighting: str, relu: bool, target: Callable | None) -> Callable:
-        """images, [classes] -> (maps (B, h, w), probabilities (B, C))."""
-        rule = maths.WEIGHTINGS[weighting]
+    def grad_cam_function(self, layer, score: str, entry, relu: bool, target: Callable | None) -> Callable:
+        """images, [classes] -> (maps (B, h, w), probabilities (B, C)) of a weighting ``entry``, compiled once per
+        (layer, score, rule, relu, target): a rule registered again under the same name is a new function."""
 
         def build() -> Callable:
             gradients_of = self.gradient_function(layer, score, target).python_function
 
             def grad_cam_maps(images, class_indices=None):
                 activations, gradients, probabilities = gradients_of(images, class_indices)
-                maps = maths.weighted_channel_sum(activations, rule(activations, gradients))
+                forward = method_impl().ForwardPass(activations, class_indices, self.info.num_classes,
+                                                    gradients=gradients[:, None])
+                maps = method_impl().maps_from_pass(entry, forward)[:, 0]
                 return (tf.nn.relu(maps) if relu else maps), probabilities
 
             return _compile(grad_cam_maps, self._signature(target is None))
 
-        return self._cached(("grad_cam", layer, score, weighting, relu, target), build)
+        return self._cached(("grad_cam", layer, score, entry.weighting_rule(), relu, target), build)
 
-    def grad_cam_all_classes_function(self, layer, score: str, weighting: str, relu: bool) -> Callable:
-        """images -> (maps (B, C, h, w) for every class, probabilities (B, C)), one forward pass."""
-        rule = maths.WEIGHTINGS[weighting]
+    def grad_cam_all_classes_function(self, layer, score: str, entry, relu: bool) -> Callable:
+        """images, class_ids (m,) -> (maps (B, m, h, w) for those classes, probabilities (B, C)) of a weighting
+        ``entry``: one forward pass and a batched Jacobian of the m scores (B, m, h, w, K). The caller bounds m
+        (:data:`ALL_CLASS_VALUES`)."""
 
         def build() -> Callable:
-            def all_class_maps(images):
+            def class_maps(images, class_ids):
                 with tf.GradientTape(watch_accessed_variables=False) as tape:
                     activations, logits, probabilities = self._forward(images, layer, tape)
-                    scores = self._scores(logits, probabilities, score)
-                jacobian = tf.cast(tape.batch_jacobian(scores, activations), tf.float32)  # (B, C, h, w, K)
-                maps = _all_class_maps(rule, tf.cast(activations, tf.float32), jacobian)
+                    scores = tf.gather(self._scores(logits, probabilities, score), class_ids, axis=1)
+                jacobian = tf.cast(tape.batch_jacobian(scores, activations), tf.float32)  # (B, m, h, w, K)
+                forward = method_impl().ForwardPass(tf.cast(activations, tf.float32), None, self.info.num_classes,
+                                                    gradients=jacobian)
+                maps = method_impl().maps_from_pass(entry, forward)
                 return (tf.nn.relu(maps) if relu else maps), probabilities
 
-            return _compile(all_class_maps, self._signature(False))
+            return _compile(class_maps, self._signature(True))
 
-        return self._cached(("grad_cam_all", layer, score, weighting, relu), build)
+        return self._cached(("grad_cam_all", layer, score, entry.weighting_rule(), relu), build)
 
     def layers_function(self, layers: tuple, score: str) -> Callable:
         """images -> (A per layer (B, h, w, K), Jacobian per layer (B, C, h, w, K), probabilities (B, C)), float32.
@@ -340,42 +341,43 @@ class _Explainer:
         """images -> scores (B, C) float32: logits (``score="logit"``) or class probabilities. No tape."""
         return self._cached(("scores", score), lambda: _compile(self._scores_of(score), self._signature(False)))
 
-    def masked_scores_function(self, score: str) -> Callable:
-        """(images (B, H, W, C), A (B, h, w, K), rows (n,), channels (n,)) -> scores (n, C), logits or
-        probabilities, of the images masked by their upsampled, normalised channels (Score-CAM), masks built
-        inside the graph."""
+    def inputs_scores_function(self, make_inputs: Callable, score: str, indices: int) -> Callable:
+        """(images (B, H, W, C), A (B, h, w, K), ``indices`` int32 arrays (n,)) -> scores (n, C), logits or
+        probabilities, of the network on ``make_inputs(images, A, *arrays)``, built inside the graph (Score-CAM's
+        masked images and black baseline). Compiled once per (make_inputs, score)."""
         images_spec = self._signature(False)[0]
 
         def build() -> Callable:
             scores_of = self._scores_of(score)
-            masked_inputs = method_impl().masked_inputs
 
-            def masked_scores(images, activations, rows, channels):
-                return scores_of(masked_inputs(images, activations, rows, channels))
+            def scores_of_made_inputs(images, activations, *arrays):
+                return scores_of(make_inputs(images, activations, *arrays))
 
             spec = [images_spec, tf.TensorSpec((None, None, None, None), tf.float32),
-                    tf.TensorSpec((None,), tf.int32), tf.TensorSpec((None,), tf.int32)]
-            return _compile(masked_scores, spec)
+                    *[tf.TensorSpec((None,), tf.int32)] * indices]
+            traced = _Traced(scores_of_made_inputs)
+            traced.__signature__ = inspect.Signature(
+                [inspect.Parameter(f"x{i}", inspect.Parameter.POSITIONAL_ONLY) for i in range(len(spec))])
+            return tf.function(traced, input_signature=spec)
 
-        return self._cached(("masked_scores", score), build)
+        return self._cached(("inputs_scores", make_inputs, score, indices), build)
 
-    def ablated_function(self, layer, score: str) -> Callable:
-        """(images (B, H, W, C), rows (n,), A (n, h, w, K), keep (n, K)) -> scores (n, C): the network run on
-        ``images[rows]`` with ``layer``'s output replaced by ``A * keep``. The layers that only feed ``layer`` are
-        pruned from the graph (their output is unused, and so is the gather of the images); a path that bypasses
-        ``layer`` (a skip connection) still sees the real image."""
+    def replaced_function(self, layer, score: str) -> Callable:
+        """(images (B, H, W, C), rows (n,), A (n, h, w, K)) -> scores (n, C): the network run on ``images[rows]``
+        with ``layer``'s output replaced by ``A`` (Ablation-CAM's zeroed channels). The layers that only feed
+        ``layer`` are pruned from the graph (their output is unused, and so is the gather of the images); a path
+        that bypasses ``layer`` (a skip connection) still sees the real image."""
         images_spec = self._signature(False)[0]
         shape = feature_maps.maps_shape(layer)  # (h, w, K) in any layout: channels first, tokens
-        spec = [images_spec, tf.TensorSpec((None,), tf.int32), tf.TensorSpec((None, *shape), tf.float32),
-                tf.TensorSpec((None, shape[-1]), tf.float32)]
+        spec = [images_spec, tf.TensorSpec((None,), tf.int32), tf.TensorSpec((None, *shape), tf.float32)]
 
         def build() -> Callable:
-            def ablated_scores(batch, rows, activations, keep):
+            def ablated_scores(batch, rows, activations):
                 images = tf.gather(batch, rows)
-                dtype = layer.compute_dtype or "float32"
+                dtype = getattr(layer, "compute_dtype", None) or layer.output.dtype  # an operation has none
 
                 def replacement():
-                    return tf.cast(activations * keep[:, None, None, :], dtype)
+                    return tf.cast(activations, dtype)
 
                 with surgery.traced(layer, None, self.info if self._bypass else None, replace=replacement) as capture:
                     raw = self.model(images, training=False)
@@ -385,7 +387,7 @@ class _Explainer:
 
             return _compile(ablated_scores, spec)
 
-        return self._cached(("ablated", layer, score), build)
+        return self._cached(("replaced", layer, score), build)
 
     def guided_function(self, score: str, target: Callable | None) -> Callable:
         """images, [classes] -> dy/dx (B, H, W, C) with guided-ReLU gradients (only while tracing)."""
@@ -470,15 +472,25 @@ def _layer(model: keras.Model, layer: str | None) -> keras.layers.Layer:
     return explainer(model).layer(layer)
 
 
-def _prepare(model: keras.Model, images: object, score: str, weighting: str = "mean") -> tuple[_Explainer, np.ndarray]:
-    """Check the options and the batch before anything reaches TensorFlow: -> (explainer, float32 images)."""
+def _prepare(model: keras.Model, images: object, score: str, weighting: str = "mean",
+             entry: _methods.Method | None = None) -> tuple[_Explainer, np.ndarray]:
+    """Check the options and the batch before anything reaches TensorFlow: -> (explainer, float32 images).
+
+    The logits must be reachable only when the method reads them (``entry``'s declaration; without an
+    entry, the gradient of ``score``)."""
     if score not in SCORES:
         raise CamTutorError(f"score must be one of {SCORES}, got {score!r}")
     if weighting not in maths.WEIGHTINGS:
         raise CamTutorError(f"weighting must be one of {sorted(maths.WEIGHTINGS)}, got {weighting!r}")
     ex = explainer(model)
-    if score == "logit" and not ex.info.logits_reachable:
-        raise ModelError(ex.no_logits_message())
+    reads = score if entry is None else entry.score(score)
+    if reads == "logit" and not ex.info.logits_reachable:
+        note = ""
+        if entry is not None and entry.class_blind_on_probability:
+            readers = [e.name for e in _methods.REGISTRY.values() if e.reads != "score"]
+            note = (f". {entry.label} with score='probability' is class-blind (see camtutor.maths.score_cam_weights); "
+                    f"{readers} read probabilities or no score")
+        raise ModelError(ex.no_logits_message() + note)
     return ex, check_images(images, ex.input_shape, model=ex.model)
 
 
@@ -580,11 +592,45 @@ def grad_cam(
             n copies with Gaussian noise of std ``sigma * (x_max - x_min)`` per image, seeded (default 0),
             computed in one call over the tiled batch (no re-tracing). ``sigma=0`` gives the plain map.
     """
+    return _grad_cam(_weighting_entry(weighting), model, images, class_index, layer, bool(relu), score, smooth)
+
+
+def _weighting_entry(weighting: str) -> _methods.Method:
+    """The registry entry of a built-in weighting key ("mean" -> Grad-CAM...)."""
+    if weighting not in maths.WEIGHTINGS:
+        raise CamTutorError(f"weighting must be one of {sorted(maths.WEIGHTINGS)}, got {weighting!r}")
+    return next(entry for entry in _methods.REGISTRY.values() if entry.weighting == weighting)
+
+
+def _grad_cam(entry, model, images, class_index, layer, relu: bool, score: str, smooth) -> np.ndarray:
+    """Maps (B, h, w) of a weighting ``entry``: one compiled forward and backward pass (SmoothGrad: over noisy copies)."""
     smooth = _smooth_spec(smooth)
-    ex, images = _prepare(model, images, score, weighting)
+    ex, images = _prepare(model, images, score, entry=entry)
     target_fn, classes = _targets(ex, images, class_index)
-    function = ex.grad_cam_function(_layer(model, layer), score, weighting, bool(relu), target_fn)
+    function = ex.grad_cam_function(_layer(model, layer), score, entry, relu, target_fn)
     return _smoothed(smooth, images, classes, lambda x, c: _run(function, x, c)[0].numpy())
+
+
+#: The largest all-class Jacobian one call computes, in float32 values (images x classes x h x w x K): 2**25
+#: values are 128 MB. More classes run in several calls of one forward and backward pass each.
+ALL_CLASS_VALUES = 2**25
+
+
+def _grad_cam_all_classes(entry, model, images, layer, relu: bool, score: str) -> tuple[np.ndarray, np.ndarray]:
+    """Every class's maps (B, C, h, w) of a weighting ``entry``, the classes in chunks whose Jacobian holds at most
+    :data:`ALL_CLASS_VALUES` values (one chunk, one call, for the bundled models)."""
+    ex, images = _prepare(model, images, score, entry=entry)
+    target_layer = _layer(model, layer)
+    function = ex.grad_cam_all_classes_function(target_layer, score, entry, relu)
+    h, w, k = feature_maps.maps_shape(target_layer)
+    cells = (h or images.shape[1]) * (w or images.shape[2]) * (k or 1)  # a free size is bounded by the input's
+    per_call = max(1, ALL_CLASS_VALUES // max(1, len(images) * cells))
+    maps, probabilities = [], None
+    for start in range(0, ex.info.num_classes, per_call):
+        ids = np.arange(start, min(start + per_call, ex.info.num_classes), dtype=np.int32)
+        chunk, probabilities = _run(function, images, ids)
+        maps.append(chunk.numpy())
+    return np.concatenate(maps, axis=1), probabilities.numpy()
 
 
 def grad_cam_all_classes(
@@ -601,10 +647,7 @@ def grad_cam_all_classes(
     The same numbers as calling :func:`grad_cam` once per class, for about
     the cost of one call (one forward pass, a batched Jacobian of the scores).
     """
-    ex, images = _prepare(model, images, score, weighting)
-    function = ex.grad_cam_all_classes_function(_layer(model, layer), score, weighting, bool(relu))
-    maps, probabilities = _run(function, images, None)
-    return maps.numpy(), probabilities.numpy()
+    return _grad_cam_all_classes(_weighting_entry(weighting), model, images, layer, bool(relu), score)
 
 
 def _prepare_cam(model: keras.Model, images: object, layer: str | None) -> tuple[_Explainer, GapHead, np.ndarray]:
@@ -651,7 +694,7 @@ def class_probabilities(model: keras.Model, images: np.ndarray) -> np.ndarray:
     """The model's class probabilities (B, C), computed the way camtutor reads the output (sigmoid -> 2 classes)."""
     ex = explainer(model)
     images = check_images(images, ex.input_shape, model=ex.model)
-    probabilities = read_scores(ex.info, model(images, training=False), pre_activation=False)[1]
+    probabilities = read_scores(ex.info, surgery.run(lambda x: model(x, training=False), images), pre_activation=False)[1]
     rows = _nonfinite_rows(probabilities, len(images))
     if rows is not None:
         raise ModelError(
@@ -681,24 +724,37 @@ def _smooth_spec(smooth) -> tuple[int, float, int] | None:
     return int(n), sigma, int(seed)
 
 
+#: The most input values (images x H x W x C) of noisy copies that one SmoothGrad call runs: 2**22 float32 values
+#: are 16 MB of input, 27 copies of a 224 x 224 x 3 image; a call always holds at least one copy of the batch.
+SMOOTH_CHUNK_VALUES = 2**22
+
+
 def _smoothed(smooth, images: np.ndarray, classes: np.ndarray | None, call: Callable) -> np.ndarray:
     """SmoothGrad (Smilkov et al. 2017): ``(1/n) sum_i M(x + N(0, sigma^2 (x_max - x_min)^2))``.
 
-    One call of the compiled function over the n noisy copies tiled into one batch (no re-tracing: the batch
-    size is dynamic); the noise is drawn with numpy from ``seed``. ``call(images, classes) -> (N, ...)``, or a
-    tuple of such arrays (each is averaged on its own).
+    The n noise fields are drawn once with numpy from ``seed`` for one image (n, 1, H, W, C) and added to every
+    image of the batch, so an image's map depends only on the image, the class and the seed, never on its
+    batch-mates. The noisy copies run in calls of at most :data:`SMOOTH_CHUNK_VALUES` input values (at least
+    one copy of the batch per call; no re-tracing: the batch size is dynamic). ``call(images, classes) ->
+    (N, ...)``, or a tuple of such arrays (each is averaged on its own).
     """
     if smooth is None:
         return call(images, classes)
     n, sigma, seed = smooth
     spread = images.max(axis=(1, 2, 3), keepdims=True) - images.min(axis=(1, 2, 3), keepdims=True)
-    noise = np.random.default_rng(seed).standard_normal((n, *images.shape), dtype=np.float32)
-    noisy = (images[None] + noise * (sigma * spread)[None]).reshape(-1, *images.shape[1:]).astype(np.float32)
-    tiled = None if classes is None else np.tile(classes, n)
-    out = call(noisy, tiled)
-    if isinstance(out, tuple):
-        return tuple(part.reshape(n, len(images), *part.shape[1:]).mean(axis=0) for part in out)
-    return out.reshape(n, len(images), *out.shape[1:]).mean(axis=0)
+    noise = np.random.default_rng(seed).standard_normal((n, 1, *images.shape[1:]), dtype=np.float32)
+    draws_per_call = max(1, SMOOTH_CHUNK_VALUES // max(1, images.size))
+    total = None
+    for start in range(0, n, draws_per_call):
+        fields = noise[start:start + draws_per_call]
+        noisy = (images[None] + fields * (sigma * spread)[None]).reshape(-1, *images.shape[1:]).astype(np.float32)
+        out = call(noisy, None if classes is None else np.tile(classes, len(fields)))
+        parts = out if isinstance(out, tuple) else (out,)
+        sums = [part.reshape(len(fields), len(images), *part.shape[1:]).sum(axis=0, dtype=np.float64)
+                for part in parts]
+        total = sums if total is None else [t + s for t, s in zip(total, sums)]
+    means = tuple((t / n).astype(np.float32) for t in total)
+    return means if isinstance(out, tuple) else means[0]
 
 
 def _pick(ex: _Explainer, classes: np.ndarray | None, target: Callable | None, all_classes: bool) -> Callable:
@@ -716,43 +772,40 @@ def _pick(ex: _Explainer, classes: np.ndarray | None, target: Callable | None, a
 
 
 def _class_maps(entry, model, images, class_index, layer, score, all_classes: bool):
-    """Raw maps (B, T, h, w) and probabilities (B, C) of a "forward" or "passes" entry (T = 1, or C classes).
-
-    A "passes" entry reads ``entry.reads`` when its definition fixes the score, else ``score``."""
-    score = entry.reads or score
+    """Raw maps (B, T, h, w) and probabilities (B, C) of a gradient-free entry (T = 1, or C classes): one forward
+    pass, then :func:`camtutor.method_impl.maps_from_pass` (with :class:`~camtutor.method_impl.Passes` for a method
+    that declares extra passes). The entry reads the score its declaration says."""
     if entry.gap_layer:
         ex, head, images = _prepare_cam(model, images, layer)
-        if callable(class_index) and not all_classes:
-            raise TargetError("CAM reads the Dense weights of one class per image; pass class indices, not a function")
         target_layer = head.feature_layer
     else:
-        if score == "logit" and entry.name == "scorecam" and not explainer(model).info.logits_reachable:
-            readers = [e.name for e in _methods.REGISTRY.values() if e.reads == "probability"]
-            raise ModelError(f"{explainer(model).no_logits_message()}. {entry.label} with score='probability' is "
-                             f"class-blind (see camtutor.maths.score_cam_weights); {readers} read probabilities")
-        ex, images = _prepare(model, images, score)
+        ex, images = _prepare(model, images, score, entry=entry)
         head, target_layer = None, _layer(model, layer)
+    if callable(class_index) and not all_classes and entry.class_specific and not entry.extra_passes:
+        raise TargetError(f"{entry.label} reads one class per image (CAM: the Dense weights of that class); "
+                          "pass class indices, not a function")
+    score = entry.score(score) or "logit"
     target, classes = (None, None) if all_classes else _targets(ex, images, class_index)
     activations, probabilities = _run(ex.forward_function(target_layer), images, None)
     activations, probabilities = activations.numpy(), probabilities.numpy()
-    implementation = entry.implementation()
-    if entry.kind == "forward":
-        if callable(class_index) and entry.class_specific and not all_classes:
-            raise TargetError(f"{entry.label} needs class indices, not a function")
-        maps = implementation(method_impl().ForwardPass(activations, classes, ex.info.num_classes, head))
-        return maps, probabilities
-    images_t = tf.constant(images)  # converted once, gathered by row inside the compiled ablation function
-    passes = method_impl().Passes(
-        images=images,
-        activations=activations,
-        pick=_pick(ex, classes, target, all_classes),
-        score_inputs=lambda x: surgery.run(ex.scores_function(score), x).numpy(),
-        score_masked=lambda x, a, rows, ks: surgery.run(ex.masked_scores_function(score), x, a, rows, ks).numpy(),
-        score_ablated=lambda rows, a, keep: surgery.run(ex.ablated_function(target_layer, score), images_t,
-                                                        np.asarray(rows, np.int32), a, keep).numpy(),
-    )
-    weights = implementation(passes)  # (B, K, T)
-    return np.einsum("bhwk,bkt->bthw", activations, weights), probabilities
+    passes = None
+    if entry.extra_passes:
+        images_t, activations_t = tf.constant(images), tf.constant(activations)  # converted once, gathered by row
+
+        def score_inputs(make_inputs, *arrays):
+            function = ex.inputs_scores_function(make_inputs, score, len(arrays))
+            return surgery.run(function, images_t, activations_t, *(np.asarray(a, np.int32) for a in arrays)).numpy()
+
+        passes = method_impl().Passes(
+            images=images,
+            activations=activations,
+            pick=_pick(ex, classes, target, all_classes),
+            score_inputs=score_inputs,
+            score_replaced=lambda rows, a: surgery.run(ex.replaced_function(target_layer, score), images_t,
+                                                       np.asarray(rows, np.int32), a).numpy(),
+        )
+    forward = method_impl().ForwardPass(activations, classes, ex.info.num_classes, head, passes=passes)
+    return np.asarray(method_impl().maps_from_pass(entry, forward)), probabilities
 
 
 def method_impl():
@@ -832,9 +885,9 @@ def heatmap(
 ) -> np.ndarray:
     """One entry point for every method of :data:`camtutor.methods.REGISTRY`: raw maps (B, h, w).
 
-    ``method`` is a name from :data:`camtutor.METHODS` ("cam", "gradcam", "hirescam", "gradcam++",
-    "xgradcam", "layercam", "scorecam", "scorecam_code", "ablationcam", "eigencam", "guided_gradcam"); each entry's
-    docstring gives its paper and formula. Maps are at ``layer``'s resolution, except "guided_gradcam":
+    ``method`` is a name from :data:`camtutor.METHODS` (the registry, including methods added with
+    :func:`camtutor.methods.register_weighting`); each entry's summary gives its paper and formula, and
+    :func:`camtutor.method_impl.maps_from_pass` turns its pass into maps. Maps are at ``layer``'s resolution, except "guided_gradcam":
     its (B, H, W, C) result at input resolution is reduced to ``max_c |.|`` (B, H, W), the saliency-map
     convention of Simonyan et al. 2014 (call :func:`guided_gradcam` for the colour channels).
     "cam" defaults to ``relu`` as given (the paper has none). ``score`` picks the logit or the probability
@@ -849,11 +902,10 @@ def heatmap(
         raise CamTutorError(
             f"smooth=(n, sigma) (SmoothGrad) averages gradients over noisy copies; {entry.label} uses no gradients: "
             "drop smooth, or choose a gradient method such as 'gradcam'")
-    if entry.kind == "weighting":
-        return grad_cam(model, images, class_index, layer=layer, weighting=entry.weighting, relu=relu, score=score,
-                        smooth=smooth)
-    if entry.kind == "input":
+    if entry.input_gradient:
         return _channel_magnitude(guided_gradcam(model, images, class_index, layer=layer, score=score, smooth=smooth))
+    if entry.gradients:
+        return _grad_cam(entry, model, images, class_index, layer, bool(relu), score, smooth)
     maps, _ = _class_maps(entry, model, images, class_index, layer, score, all_classes=False)
     maps = maps[:, 0]
     return np.maximum(maps, 0.0) if relu else maps
@@ -875,13 +927,8 @@ def heatmap_all_classes(
     "guided_gradcam" (input resolution) is not offered here. Used by the explorer.
     """
     entry = _methods.get(method)
-    if entry.kind == "weighting":
-        return grad_cam_all_classes(model, images, layer=layer, weighting=entry.weighting, relu=relu, score=score)
-    if entry.kind == "input":
-        raise CamTutorError(f"{entry.label} is at input resolution, one class at a time: call heatmap(..., "
-                            f"method={method!r}) per class")
-    if entry.gap_layer:
-        return cam_all_classes(model, images, layer=layer, relu=relu)
+    if entry.gradients and not entry.input_gradient:
+        return _grad_cam_all_classes(entry, model, images, layer, bool(relu), score)
     maps, probabilities = _class_maps(entry, model, images, None, layer, score, all_classes=True)
     return (np.maximum(maps, 0.0) if relu else maps), probabilities
 
@@ -910,22 +957,16 @@ class LayerPass:
         entry = _methods.get(method)
         if layer not in self.activations:
             raise LayerError(f"layer {layer!r} is not in this pass; it has {list(self.activations)}")
-        activations = self.activations[layer]
-        if entry.kind == "weighting":
-            maps = _all_class_maps(maths.WEIGHTINGS[entry.weighting], activations, self.jacobians[layer])
-        elif entry.kind == "forward":
-            head = None
-            if entry.gap_layer:
-                ex = self._explainer
-                head = ex.gap_head()
-                if ex.layer(layer) is not head.feature_layer:
-                    raise LayerError(f"CAM is defined only at {layer_name(ex.model, head.feature_layer)!r}, "
-                                     f"not at {layer!r}")
-            maps = entry.implementation()(
-                method_impl().ForwardPass(activations, None, self._explainer.info.num_classes, head))
-        else:
-            raise CamTutorError(f"{entry.label} needs more than one pass: call heatmap_all_classes(..., "
-                                f"method={method!r}, layer={layer!r})")
+        head = None
+        if entry.gap_layer:
+            ex = self._explainer
+            head = ex.gap_head()
+            if ex.layer(layer) is not head.feature_layer:
+                raise LayerError(f"{entry.label} is defined only at {layer_name(ex.model, head.feature_layer)!r}, "
+                                 f"not at {layer!r}")
+        forward = method_impl().ForwardPass(self.activations[layer], None, self._explainer.info.num_classes, head,
+                                            gradients=self.jacobians[layer] if entry.gradients else None)
+        maps = method_impl().maps_from_pass(entry, forward)
         return np.asarray(maps, np.float32), self.probabilities
 
 

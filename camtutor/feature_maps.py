@@ -46,6 +46,7 @@ import keras
 import numpy as np
 
 from camtutor.errors import LayerError
+from camtutor.keras_internals import ops_numpy as _ops_numpy  # the private keras.src APIs live there
 
 CHANNELS_LAST, CHANNELS_FIRST, TOKENS = "channels_last", "channels_first", "tokens"
 
@@ -180,6 +181,8 @@ def _shape(tensor) -> tuple:
 def _own_format(operation, tensor) -> str | None:
     """The layout that ``operation`` says its 4-D input/output ``tensor`` has, or None if it says nothing."""
     data_format = getattr(operation, "data_format", None)
+    if isinstance(operation, keras.layers.Flatten):  # its data_format only orders the flat vector
+        return None
     if data_format in (CHANNELS_LAST, CHANNELS_FIRST):
         return data_format
     if isinstance(operation, keras.layers.BatchNormalization):
@@ -192,15 +195,25 @@ def _own_format(operation, tensor) -> str | None:
     return None
 
 
+def _permutation(operation) -> tuple | None:
+    """The 1-based axes (batch excluded) that a Permute layer or a ``keras.ops.transpose`` puts in order."""
+    if isinstance(operation, keras.layers.Permute):
+        return tuple(operation.dims)
+    if isinstance(operation, _ops_numpy.Transpose):
+        axes = operation.axes
+        return None if axes is None or len(axes) != 4 or axes[0] != 0 else tuple(axes[1:])
+    return None
+
+
 def _permuted(operation, tensor) -> str | None:
-    """The layout of a Permute layer's output, from the layout of its input."""
+    """The layout of a permutation's output (Permute, ``keras.ops.transpose``), from the layout of its input."""
     inputs = _inputs(tensor)
-    if len(inputs) != 1 or len(_shape(inputs[0])) != 4:
-        return None
+    dims = _permutation(operation)
+    if dims is None or len(inputs) != 1 or len(_shape(inputs[0])) != 4:
+        return "other"
     before = _backward(inputs[0], set())
-    if before is None:
-        return None
-    dims = tuple(operation.dims)  # 1-based axes of the input, batch excluded
+    if before not in (CHANNELS_LAST, CHANNELS_FIRST):
+        return "other"
     channel = 3 if before == CHANNELS_LAST else 1
     spatial = (1, 2) if before == CHANNELS_LAST else (2, 3)
     if dims == (channel, *spatial):
@@ -221,7 +234,7 @@ def _backward(tensor, seen: set) -> str | None:
         return None
     if isinstance(operation, keras.layers.InputLayer):
         return CHANNELS_LAST if not _inputs(tensor) else None  # the model's image input is (B, H, W, C)
-    if isinstance(operation, keras.layers.Permute):
+    if isinstance(operation, (keras.layers.Permute, _ops_numpy.Transpose)):
         return _permuted(operation, tensor)
     own = _own_format(operation, tensor)
     if own is not None:
@@ -247,7 +260,7 @@ def _forward(tensor, seen: set) -> set:
         if own is not None:
             found.add(own)
             continue
-        if isinstance(operation, (keras.layers.Permute, keras.Model)):
+        if isinstance(operation, (keras.layers.Permute, _ops_numpy.Transpose, keras.Model)):
             continue
         for out in outputs:
             if _shape(out) == _shape(tensor):
@@ -262,7 +275,8 @@ def _channel_layout(layer) -> Layout | str:
     before = _backward(tensor, set())
     after = _forward(tensor, set())
     if before == "other":
-        return "it is a permutation of a feature map that is neither (B, h, w, K) nor (B, K, h, w)"
+        return ("it comes from a permutation (Permute, keras.ops.transpose) that camtutor cannot follow to "
+                "(B, h, w, K) or (B, K, h, w)")
     if before is not None and after - {before}:
         return f"the layers computing it say {before} but the layers reading it expect {sorted(after - {before})}"
     if before is None and len(after) > 1:
@@ -298,16 +312,17 @@ def _token_layout(layer) -> Layout | str:
     if source is None:
         return "no (B, h, w, K) feature map (a patch embedding) is computed before it"
     shape = _shape(source)
-    producer = getattr(source._keras_history.operation, "name", "?")
+    operation = source._keras_history.operation
+    producer = "the input image" if isinstance(operation, keras.layers.InputLayer) else repr(operation.name)
     layout = _tensor_channel_layout(source)
     h, w = (shape[2:4] if layout == CHANNELS_FIRST else shape[1:3])
     if h is None or w is None:
-        return f"the grid of {producer!r} {shape} is unknown: build the model with a fixed input size"
+        return f"the grid of {producer} {shape} is unknown: build the model with a fixed input size"
     prefix = tokens - h * w
     if not 0 <= prefix < h * w:
-        return (f"its {tokens} tokens fit no {h}x{w} grid of {producer!r} {shape} (tokens - h*w = {prefix}, "
+        return (f"its {tokens} tokens fit no {h}x{w} grid of {producer} {shape} (tokens - h*w = {prefix}, "
                 "expected 0 <= prefix < h*w)")
-    return Layout(TOKENS, (h, w), channels, prefix, f"the {h}x{w} grid of {producer!r}")
+    return Layout(TOKENS, (h, w), channels, prefix, f"the {h}x{w} grid of {producer}")
 
 
 def _tensor_channel_layout(tensor) -> str:
@@ -348,9 +363,14 @@ def layout_of(layer) -> Layout:
     if stated is not None:
         return stated
     layout = found_layout(layer)
+    if layout is None:  # not a 3-D or 4-D output: captured as it is
+        return _AS_IS
     if not isinstance(layout, Layout):  # pragma: no cover - find_layer refuses such layers first
         raise LayerError(f"layer {layer.name!r}: {layout}")
     return layout
+
+
+_AS_IS = Layout(CHANNELS_LAST, (None, None), None, 0, "as computed")
 
 
 def cache_key(key: tuple) -> tuple:
@@ -420,6 +440,9 @@ def resolve(layer, name: str, spec=None) -> Layout:
     if evidence and (found.kind, found.grid, found.prefix) != (stated.kind, stated.grid, stated.prefix):
         raise LayerError(f"{spec!r} contradicts the model: layer {name!r} holds {found.describe()} (read from "
                          f"{found.source}); pass the name {name!r} alone")
+    if isinstance(found, Layout) and (found.kind, found.grid, found.prefix) == (stated.kind, stated.grid, stated.prefix):
+        _STATED.pop(layer, None)  # what the model shows: the same compiled functions as for the bare name
+        return found
     _STATED[layer] = stated
     return stated
 
@@ -437,13 +460,10 @@ def token_layers(model: keras.Model) -> list:
     """The leaf layers of ``model`` whose output is tokens on a grid found in the model, that the score depends on."""
     from camtutor.layers import _leaf_layers, score_ancestors
 
-    ancestors = score_ancestors(model)
-    out = []
-    for layer in _leaf_layers(model):
-        layout = found_layout(layer)
-        if isinstance(layout, Layout) and layout.kind == TOKENS and id(layer) in ancestors:
-            out.append(layer)
-    return out
+    found = [layer for layer in _leaf_layers(model)
+             if isinstance(found_layout(layer), Layout) and found_layout(layer).kind == TOKENS]
+    ancestors = score_ancestors(model) if found else set()
+    return [layer for layer in found if id(layer) in ancestors]
 
 
 def dead_token_layers(model: keras.Model) -> frozenset:
@@ -497,7 +517,15 @@ def default_token_layer(model: keras.Model):
         if id(layer) in ancestors and layout is not None and (isinstance(layout, Layout)
                                                                or len(layer.output.shape) == 4):
             last = layer
-    if last is None or len(last.output.shape) == 4:
+    if last is None:
+        unread = [layer for layer in _leaf_layers(model) if id(layer) in ancestors
+                  and isinstance(found_layout(layer), str) and len(layer.output.shape) == 3]
+        if unread:
+            name = layer_name(model, unread[-1])
+            raise LayerError(f"model {model.name!r} has no feature map whose layout camtutor can read: its token "
+                             f"layers ({name!r}...) show no grid ({found_layout(unread[-1])}); {_fix(name, TOKENS)}")
+        return None
+    if len(last.output.shape) == 4:
         return None
     tokens = token_layers(model)
     dead = dead_token_layers(model)

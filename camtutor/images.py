@@ -43,12 +43,19 @@ from PIL import Image, UnidentifiedImageError
 
 from camtutor.errors import ImageError, ModelError
 
-__all__ = ["MAX_PIXELS", "decode_image", "load_image", "load_images", "parse_size", "prepare_images", "pixel_limit"]
+__all__ = ["MAX_PIXELS", "MAX_MODEL_PIXELS", "check_model_input_size", "decode_image", "load_image", "load_images", "parse_size", "prepare_images", "pixel_limit"]
 
 #: Default largest image, in pixels (height x width), that camtutor decodes: 64 million, e.g. 8000 x 8000.
 #: Decoded as float32 RGB that is 768 MB. Override with ``max_pixels=`` or ``CAMTUTOR_MAX_PIXELS``.
 MAX_PIXELS = 64_000_000
 _ENV_MAX_PIXELS = "CAMTUTOR_MAX_PIXELS"
+#: Largest image (height x width) fed *as it is* to a model with a free input size (``Input((None, None, 3))``):
+#: 1024 x 1024. Such a model's memory grows with the image (about 1 GB at 1500 x 1500, over 10 GB at
+#: 5000 x 5000 for a MobileNet), so a larger image is refused before the model runs, naming the fix.
+#: Models with a fixed input size are unaffected (every image is resized to their input). Override with
+#: the environment variable ``CAMTUTOR_MAX_MODEL_PIXELS``.
+MAX_MODEL_PIXELS = 1024 * 1024
+_ENV_MAX_MODEL_PIXELS = "CAMTUTOR_MAX_MODEL_PIXELS"
 FORMATS = "PNG, JPEG, BMP, TIFF, WebP"
 
 PathLike = Union[str, Path]
@@ -96,6 +103,29 @@ def pixel_limit(max_pixels: int | None = None) -> int:
     if isinstance(max_pixels, (bool, np.bool_)) or not isinstance(max_pixels, (int, np.integer)) or max_pixels < 1:
         raise ImageError(f"{source} must be a positive int (a number of pixels), got {max_pixels!r}")
     return int(max_pixels)
+
+
+def check_model_input_size(height: int, width: int, model_shape: tuple, name: str) -> None:
+    """Refuse an image of ``height`` x ``width`` for a model with a free input size above :data:`MAX_MODEL_PIXELS`.
+
+    ``model_shape`` is the model's input shape (B, H, W, C); when H and W are fixed the image will be
+    resized to them, and nothing is checked. Raises :class:`ImageError` naming the fix.
+    """
+    if model_shape[1] is not None and model_shape[2] is not None:
+        return
+    text = os.environ.get(_ENV_MAX_MODEL_PIXELS, "").strip()
+    try:
+        limit = int(text.replace("_", "")) if text else MAX_MODEL_PIXELS
+    except ValueError:
+        raise ImageError(f"the environment variable {_ENV_MAX_MODEL_PIXELS} must be a whole number of pixels, got {text!r}") from None
+    if height * width > limit:
+        side = int(np.sqrt(limit * max(height, width) / max(1, min(height, width))))
+        raise ImageError(
+            f"'{name}' is {width}x{height} = {height * width:,} pixels; this model takes any input size, so it would "
+            f"run on the image as it is, and camtutor feeds such a model at most {limit:,} pixels to bound its "
+            f"memory: shrink the image first (e.g. to {side} px on its longer side), or raise the limit with the "
+            f"environment variable {_ENV_MAX_MODEL_PIXELS}"
+        )
 
 
 def _check_pixels(height: int, width: int, limit: int, name: str) -> None:
@@ -557,7 +587,7 @@ def prepare_images(
     Raises:
         camtutor.errors.ImageError: an unreadable file, an array that is not (H, W, 3) in [0, 1], a model
             with other than 1 or 3 channels, an unknown preprocessing, or (for a model with free height and
-            width) images of different sizes.
+            width) images of different sizes, or an image above :data:`MAX_MODEL_PIXELS` for such a model.
         camtutor.errors.ModelError: ``model`` is a name or path rather than a loaded model.
     """
     from camtutor.inputs import resize_images
@@ -579,6 +609,7 @@ def prepare_images(
     for index, item in enumerate(items):
         source = item if isinstance(item, (str, Path)) else f"image {index}"
         image = load_image(item, max_pixels=max_pixels) if isinstance(item, (str, Path)) else _as_rgb01(item, index)
+        check_model_input_size(*image.shape[:2], (None, height, width, channels), str(source))
         if height is not None and width is not None and image.shape[:2] != (height, width):
             image = resize_images(image, (height, width))
         image = preprocess(image[None], preprocessing)[0]

@@ -11,11 +11,11 @@ from typing import Iterator
 
 import keras
 import numpy as np
-from keras.src.ops import core as _ops_core
-from keras.src.ops import nn as _ops_nn
-from keras.src.ops import numpy as _ops_numpy
 
 from camtutor.errors import LayerError, ModelError
+from camtutor.keras_internals import ops_core as _ops_core  # the private keras.src APIs live in keras_internals
+from camtutor.keras_internals import ops_nn as _ops_nn
+from camtutor.keras_internals import ops_numpy as _ops_numpy
 
 _SQUASHING = ("softmax", "sigmoid")
 
@@ -68,10 +68,22 @@ def check_model(model: object) -> keras.Model:
     return model
 
 
+def _children(model: keras.Model) -> list:
+    """The layers of ``model`` in graph order, and for a Functional model its keras.ops operations too.
+
+    In Keras 3 ``x = inputs + branch`` (or ``keras.ops.add``, ``keras.ops.relu``...) in a Functional model
+    is an Operation, not a Layer: ``model.layers`` leaves it out, ``model.operations`` has it. Such an
+    operation's output can be the last feature map (ConvNeXt's residual sums feed its pooling), so it is
+    listed, found and captured like a layer (it has ``name``, ``output`` and ``call``).
+    """
+    operations = getattr(model, "operations", None)  # Functional models; Sequential and subclassed have none
+    return list(operations) if isinstance(operations, list) else list(model.layers)
+
+
 def _entries(model: keras.Model, prefix: str = "") -> Iterator[tuple[str, keras.layers.Layer]]:
-    """(path, layer) for every layer in order, nested models included (their own entry first, then
-    their layers as "model/layer"). Paths are relative to ``model``."""
-    for layer in model.layers:
+    """(path, layer) for every layer and operation in order, nested models included (their own entry
+    first, then their layers as "model/layer"). Paths are relative to ``model``."""
+    for layer in _children(model):
         path = f"{prefix}{layer.name}"
         yield path, layer
         if isinstance(layer, keras.Model):
@@ -94,6 +106,18 @@ def _leaf_layers(model: keras.Model) -> Iterator[keras.layers.Layer]:
     """All layers in order, descending into nested models (the containers themselves are skipped)."""
     for _, layer in _leaf_entries(model):
         yield layer
+
+
+def semantic_key(model: keras.Model) -> tuple:
+    """What a user can change on a built model that changes what it computes without changing its graph:
+    every layer's ``activation`` attribute (``model.layers[-1].activation = None``, the Keras Grad-CAM
+    example's way to get logits) and a ``call`` set on a layer instance. Compare element-wise with ``is``:
+    anything cached about the model (its output activation, traced functions) is stale when one differs."""
+    key = []
+    for layer in _leaf_layers(model):
+        key.append(getattr(layer, "activation", None))
+        key.append(vars(layer).get("call"))
+    return tuple(key)
 
 
 def _output_shape(layer: keras.layers.Layer) -> tuple | None:
@@ -226,9 +250,10 @@ def find_layer(model: keras.Model, name) -> keras.layers.Layer:
             f"choose one of camtutor.conv_layers(model): {conv_layers(model)}"
         )
     feature_maps.resolve(layer, name, spec)
-    if len(shape) == 3 and spec is None and id(layer) in _dead_tokens(model):
+    if len(shape) == 3 and id(layer) in _dead_tokens(model):
         alive = [layer_name(model, x) for x in feature_maps.token_layers(model) if id(x) not in _dead_tokens(model)]
         raise LayerError(feature_maps.pitfall_message(model, name, alive))
+    check_runs_once(model, layer)
     return layer
 
 
@@ -278,8 +303,52 @@ def _nested_outputs(model: keras.Model) -> list | None:
     return list(outputs) if outputs else None
 
 
+def _node_key(tensor) -> tuple | None:
+    try:
+        operation, node_index, _ = _history(tensor)
+    except AttributeError:
+        return None
+    return id(operation), node_index
+
+
+def run_counts(model: keras.Model) -> dict[int, int]:
+    """id(layer or operation) -> how many times it runs in one forward pass that computes the output.
+
+    Walks the graph back from the output, one visit per call (node), and into nested models once per call
+    of the nested model: a Sequential block called on two branches runs each of its layers twice, although
+    each of them has only one inbound node inside the block (so inbound-node counts cannot tell). A nested
+    model runs its whole graph, every output of it included; the layers of a subclassed one count once per
+    call. Layers that nothing leading to the output calls are absent.
+    """
+    counts: dict[int, int] = {}
+    inner_counts: dict[int, dict[int, int]] = {}
+    nodes: set[tuple] = set()
+    stack = list(_nested_outputs(model) or [])
+    while stack:
+        tensor = stack.pop()
+        key = _node_key(tensor)
+        if key is None or key in nodes:
+            continue
+        nodes.add(key)
+        operation, node_index, _ = _history(tensor)
+        counts[id(operation)] = counts.get(id(operation), 0) + 1
+        if isinstance(operation, keras.Model):
+            if id(operation) not in inner_counts:
+                inner = _nested_outputs(operation)
+                inner_counts[id(operation)] = (
+                    {id(layer): 1 for layer in _leaf_layers(operation)} if inner is None else run_counts(operation)
+                )
+            for inner_id, n in inner_counts[id(operation)].items():
+                counts[inner_id] = counts.get(inner_id, 0) + n
+        try:
+            stack.extend(_inputs_of(operation, node_index))
+        except (AttributeError, IndexError):
+            pass
+    return counts
+
+
 def score_ancestors(model: keras.Model) -> set[int]:
-    """ids of the layers the model's output depends on (walking the graph back from the output)."""
+    """ids of the layers (and operations) the model's output depends on (walking the graph back from it)."""
     seen: set[int] = set()
     visited: set[int] = set()
     stack = list(_nested_outputs(model) or [])
@@ -306,11 +375,36 @@ def score_ancestors(model: keras.Model) -> set[int]:
     return seen
 
 
+def _runs_more_than_once(model: keras.Model, layer, counts: dict[int, int], shown: str) -> LayerError:
+    """The refusal for a feature map that runs more than once, naming the last one that runs once."""
+    ancestors = score_ancestors(model)
+    once = [x for x in _leaf_layers(model) if counts.get(id(x)) == 1 and id(x) in ancestors and is_spatial(x)
+            and not isinstance(x, keras.layers.ZeroPadding2D)]
+    fix = f"layer={layer_name(model, once[-1])!r} (the last feature map that runs once)" if once else (
+        "a layer that runs once (camtutor.conv_layers(model) lists them all)")
+    return LayerError(
+        f"{shown} runs {counts[id(layer)]} times in one forward pass (a shared layer, or one inside a model "
+        f"called more than once), so its feature maps are ambiguous: which call would the map explain? "
+        f"Pass {fix}"
+    )
+
+
+def check_runs_once(model: keras.Model, layer) -> None:
+    """Raise :class:`LayerError` naming a layer to use instead when ``layer`` runs more than once per pass."""
+    counts = run_counts(model)
+    if counts.get(id(layer), 1) > 1:
+        raise _runs_more_than_once(model, layer, counts, f"layer {layer_name(model, layer)!r}")
+
+
 def default_layer(model: keras.Model) -> keras.layers.Layer:
     """The last feature map with spatial extent (h*w > 1) that the class score depends on (Grad-CAM's usual choice).
 
+    Operations count as well as layers: in ConvNeXt the residual sum ``x + branch`` (a keras.ops operation)
+    feeds the pooling, and it is the default there, not the branch without its skip path.
     A backbone that ends in a 1x1 map (MobileNet at 32x32, GAP with keepdims then a 1x1 conv) would give
     one value per image there; the default is the last layer before that which still has a map.
+    Raises :class:`LayerError` when that last map runs more than once in a forward pass (a shared layer),
+    naming the last one that runs once.
     """
     check_model(model)
     from camtutor.feature_maps import default_token_layer  # a Vision Transformer: its own rule
@@ -320,7 +414,7 @@ def default_layer(model: keras.Model) -> keras.layers.Layer:
     leaves = [layer for layer in _leaf_layers(model) if _is_feature_map(layer)]
     if not leaves:
         raise LayerError(f"model {model.name!r} has no layer with a 4-D (B, H, W, K) output; CAM needs a conv net")
-    ancestors = score_ancestors(model)
+    ancestors, counts = score_ancestors(model), run_counts(model)
     used = [layer for layer in leaves if id(layer) in ancestors] or leaves
     # a ZeroPadding2D output is its input plus a border of zeros: its grid is not the image's, skip it
     spatial = [layer for layer in used if is_spatial(layer) and not isinstance(layer, keras.layers.ZeroPadding2D)]
@@ -329,6 +423,9 @@ def default_layer(model: keras.Model) -> keras.layers.Layer:
             f"every feature map of model {model.name!r} that the output depends on is 1x1, so no layer gives a "
             "spatial map; feed larger images (a model built with a larger input_shape)"
         )
+    if counts.get(id(spatial[-1]), 1) > 1:
+        shown = f"the last feature map of model {model.name!r}, {layer_name(model, spatial[-1])!r},"
+        raise _runs_more_than_once(model, spatial[-1], counts, shown)
     return spatial[-1]
 
 
@@ -509,8 +606,28 @@ def _input_producer(operation, tensor=None):
     return _innermost(inputs[0]) if len(inputs) == 1 else (None, None)
 
 
+def _check_token_mean(model: keras.Model, pooling, feature) -> None:
+    """CAM on tokens: the GlobalAveragePooling1D must average exactly the patch tokens of a found grid."""
+    from camtutor.feature_maps import TOKENS, Layout, found_layout
+
+    layout = found_layout(feature) if feature is not None else None
+    if getattr(pooling, "data_format", "channels_last") != "channels_last" or not isinstance(layout, Layout) or (
+            layout.kind != TOKENS):
+        raise ModelError(
+            f"CAM needs the GlobalAveragePooling1D of model {model.name!r} to average tokens on a patch grid camtutor "
+            "can read; use camtutor.grad_cam(model, images, class_index) (it equals CAM up to a factor there)")
+    if layout.prefix:
+        raise ModelError(
+            f"the GlobalAveragePooling1D of model {model.name!r} averages {layout.prefix} class/register token(s) "
+            "with the patch tokens, so the Dense weights do not decompose into a map of the grid (CAM is undefined); "
+            "use camtutor.grad_cam(model, images, class_index)")
+
+
 def gap_dense_head(model: keras.Model) -> GapHead:
     """Find the GAP -> Dense head at the end of ``model``, or raise :class:`ModelError` suggesting Grad-CAM.
+
+    The pooling is GlobalAveragePooling2D (either data format), or GlobalAveragePooling1D over the tokens of
+    a Vision Transformer without class token (the mean of the patch tokens is the mean over their grid).
 
     Dropout and a separate softmax/sigmoid activation (layer or ``keras.ops``) may stand between
     them; anything else (Flatten, a hidden Dense) makes CAM undefined.
@@ -528,9 +645,11 @@ def gap_dense_head(model: keras.Model) -> GapHead:
         pooling, tensor = _input_producer(pooling, tensor)
     ok = (
         isinstance(dense, keras.layers.Dense)
-        and isinstance(pooling, keras.layers.GlobalAveragePooling2D)
+        and isinstance(pooling, (keras.layers.GlobalAveragePooling2D, keras.layers.GlobalAveragePooling1D))
         and not getattr(pooling, "keepdims", False)
     )
+    if ok and isinstance(pooling, keras.layers.GlobalAveragePooling1D):  # a ViT that averages its tokens
+        _check_token_mean(model, pooling, _input_producer(pooling, tensor)[0])
     if not ok:
         found = " -> ".join(type(x).__name__ for x in [pooling, dense, *reversed(chain)] if x is not None)
         raise ModelError(

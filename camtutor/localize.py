@@ -12,6 +12,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from camtutor.errors import CamTutorError
 from camtutor.images import parse_size
 from camtutor.mapops import upsample
 
@@ -78,5 +79,5 @@ def localization_scores(
     predicted = boxes_from_maps(maps, size, threshold)
     true = np.asarray(boxes).reshape(-1, 4)
     if len(true) != len(predicted):
-        raise ValueError(f"got {len(predicted)} maps but {len(true)} boxes; pass one true box per map")
+        raise CamTutorError(f"got {len(predicted)} maps but {len(true)} boxes; pass one true box per map")
     return np.array([iou(p, t) for p, t in zip(predicted, true)], dtype=np.float64)

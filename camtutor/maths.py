@@ -203,13 +203,17 @@ def score_cam_weights(scores: ArrayLike, baseline: ArrayLike) -> tf.Tensor:
 
 @_numpy_in_numpy_out
 def ablation_cam_weights(score: ArrayLike, ablated: ArrayLike) -> tf.Tensor:
-    """Ablation-CAM channel weights (Desai & Ramaswamy 2020, Eq. 3): (B,) and (B, K) -> (B, K).
+    """Ablation-CAM channel weights (Desai & Ramaswamy 2020, Eq. 3, divided by ``|y_c|``): (B,) and (B, K) -> (B, K).
 
-    ``w_k = (y_c - y_c^k) / y_c`` with ``y_c^k`` the class score with channel k of the layer set to 0
-    (0 where ``y_c`` is 0).
+    ``w_k = (y_c - y_c^k) / |y_c|`` with ``y_c^k`` the class score with channel k of the layer set to 0
+    (0 where ``y_c`` is 0). For ``y_c > 0`` this is the paper's slope ``(y_c - y_c^k) / y_c`` exactly. The
+    paper assumes a positive score; for a negative logit (an unlikely class) its formula flips every weight,
+    and the map with it. Dividing by ``|y_c|`` keeps the meaning for every sign: a drop of the score when the
+    channel is removed is a positive weight. (pytorch-grad-cam 1.5.7 divides by ``y_c`` and has the flip.)
+    On a GAP -> Dense head the map is then Grad-CAM's times ``1 / |y_c|`` for every class.
     """
     y = _as_float_tensor(score)[..., None]
-    return tf.math.divide_no_nan(y - _as_float_tensor(ablated), y)
+    return tf.math.divide_no_nan(y - _as_float_tensor(ablated), tf.abs(y))
 
 
 def cam_weights(dense_kernel: ArrayLike, class_indices: ArrayLike) -> tf.Tensor:

@@ -1,14 +1,18 @@
-"""The implementations behind :mod:`camtutor.methods` entries that are not a weighting rule (imports TensorFlow).
+"""How a :mod:`camtutor.methods` entry turns one forward pass into maps, and the methods' own code (imports TensorFlow).
 
-Three signatures, one per kind of entry (the registry names the function):
+:func:`maps_from_pass` is the one place that dispatches on a method's ``kind``; :func:`camtutor.heatmap`,
+:func:`camtutor.explain.heatmap_all_classes`, :meth:`camtutor.explain.LayerPass.maps` (and through them the
+explorer, the command, :mod:`camtutor.trust` and the benchmarks) all call it. The kinds:
 
+* ``"weighting"``: ``rule(A, dy/dA) -> weights`` (:meth:`camtutor.methods.Method.weighting_rule`); the map is
+  ``sum_k weights * A``. Runs on tensors too: the compiled gradient functions call it inside their graph.
 * ``"forward"``: ``fn(forward: ForwardPass) -> maps (B, T, h, w)`` from the activations of one forward
   pass, no gradients (CAM, Eigen-CAM). ``T`` is 1 for one target per image, C for every class.
-* ``"passes"``: ``fn(passes: Passes) -> weights (B, K, T)``: one forward pass gave the activations; the
-  method scores new inputs (``passes.score_inputs``) or ablated activations (``passes.score_ablated``) in
-  batched calls of at most ``passes.chunk`` rows, never one call per channel per image
-  (Score-CAM, Ablation-CAM). The map is ``sum_k weights * A``.
-* ``"input"``: ``fn(gradcam_maps (B, h, w), guided (B, H, W, C)) -> (B, H, W, C)`` (Guided Grad-CAM).
+* ``"passes"``: ``fn(passes: Passes) -> weights (B, K, T)``: the method scores new inputs or altered
+  activations (:class:`Passes`) in batched calls, never one call per channel per image (Score-CAM,
+  Ablation-CAM, whose whole code is in this module). The map is ``sum_k weights * A``.
+* ``"input"``: at input resolution (Guided Grad-CAM, :func:`guided_gradcam_maps`), computed by
+  :func:`camtutor.explain.guided_gradcam`, not from a layer's pass.
 
 Maps come back raw; :func:`camtutor.explain.heatmap` applies the ReLU.
 """
@@ -22,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from camtutor import maths
+from camtutor.errors import CamTutorError
 
 #: Input values (rows x H x W x C) scored per call by Score-CAM: 2**20 floats is 4 MB of masked
 #: inputs, 6 images at 224x224x3, 85 at 64x64x3 (the fastest of 2**19..2**23 on the shapes model).
@@ -31,35 +36,65 @@ ABLATION_CHUNK_VALUES = 2**22
 
 
 @dataclass
-class ForwardPass:
-    """One forward pass: activations A (B, h, w, K) float32 numpy; ``classes`` (B,) or None for every class."""
-
-    activations: np.ndarray
-    classes: np.ndarray | None
-    num_classes: int
-    head: object = None  # camtutor.layers.GapHead for CAM
-
-
-@dataclass
 class Passes:
     """What an extra-pass method may call, after one forward pass.
 
-    ``images`` (B, H, W, C) and ``activations`` (B, h, w, K) float32 numpy. ``pick(scores (N, C), rows (N,))``
-    -> (N, T) the target score(s) of image ``rows[i]`` (T = 1 for one class or a target function per image,
-    T = C for every class). ``score_inputs(x (n, H, W, C))`` -> class scores (n, C), the logits or the
-    probabilities as the entry reads (:attr:`camtutor.methods.Method.reads`, else ``score=``);
-    ``score_masked(images, activations, rows (n,), channels (n,))`` -> the same scores (n, C) of
-    :func:`masked_inputs` (computed in one compiled call);
-    ``score_ablated(rows (n,), A (n, h, w, K), keep (n, K))`` -> the scores (n, C) of the network on
-    ``images[rows]`` with the layer's output replaced by A, its channels zeroed where ``keep`` is 0. Each call gets at most ``chunk_rows(values_per_row)`` rows.
+    ``images`` (B, H, W, C) and ``activations`` (B, h, w, K) float32 numpy.
+
+    * ``pick(scores (N, C), rows (N,))`` -> (N, T): the target score(s) of image ``rows[i]`` (T = 1 for one class
+      or a target function per image, T = C for every class);
+    * ``score_inputs(make_inputs, *index_arrays)`` -> scores (n, C) of the network on
+      ``make_inputs(images, activations, *index_arrays)`` (n, H, W, C), a TensorFlow function compiled once
+      per (model, function, score); the index arrays are int32 (n,). The scores are the logits or the
+      probabilities, as the entry reads (:meth:`camtutor.methods.Method.score`);
+    * ``score_replaced(rows (n,), A (n, h, w, K))`` -> scores (n, C) of the network on ``images[rows]`` with
+      the layer's output replaced by ``A``.
     """
 
     images: np.ndarray
     activations: np.ndarray
     pick: Callable
     score_inputs: Callable
-    score_ablated: Callable
-    score_masked: Callable
+    score_replaced: Callable
+
+
+@dataclass
+class ForwardPass:
+    """One forward pass: activations A (B, h, w, K) float32 (numpy, or tensors inside a compiled function);
+    ``classes`` (B,) or None for every class; ``gradients`` dS/dA (B, T, h, w, K) for the gradient methods
+    (T = 1, or C for every class), else None; ``head`` the GAP -> Dense head for CAM; ``passes`` the
+    :class:`Passes` an extra-pass method calls, else None."""
+
+    activations: object
+    classes: np.ndarray | None
+    num_classes: int
+    head: object = None  # camtutor.layers.GapHead for CAM
+    gradients: object = None
+    passes: Passes | None = None
+
+
+def maps_from_pass(entry, forward: ForwardPass):
+    """The one dispatch on a method's kind: raw maps (B, T, h, w) of registry ``entry`` from one forward pass.
+
+    Raises:
+        camtutor.CamTutorError: the pass lacks what the entry needs (gradients for a weighting, extra passes
+            for Score-CAM/Ablation-CAM), or the entry is at input resolution (Guided Grad-CAM).
+    """
+    if entry.kind == "weighting":
+        if forward.gradients is None:  # pragma: no cover - every caller of a gradient method passes them
+            raise CamTutorError(f"{entry.label} needs the gradients dS/dA of this pass")
+        stacked = forward.activations[:, None]  # (B, 1, h, w, K) against (B, T, h, w, K)
+        return maths.weighted_channel_sum(stacked, entry.weighting_rule()(stacked, forward.gradients))
+    if entry.kind == "forward":
+        return entry.implementation()(forward)
+    if entry.kind == "passes":
+        if forward.passes is None:
+            raise CamTutorError(f"{entry.label} needs more than one pass: call heatmap_all_classes(..., "
+                                f"method={entry.name!r})")
+        weights = entry.implementation()(forward.passes)  # (B, K, T)
+        return np.einsum("bhwk,bkt->bthw", forward.activations, weights)
+    raise CamTutorError(f"{entry.label} is at input resolution, one class at a time: call heatmap(..., "
+                        f"method={entry.name!r}) per class")
 
 
 def _chunks(total: int, size: int):
@@ -116,16 +151,20 @@ def masked_inputs(images, activations, rows, channels):
     return tf.gather(images, rows) * masks[..., None]
 
 
+def black_image(images, activations):
+    """Score-CAM's baseline X_b: one black (all-zero) image (1, H, W, C)."""
+    return tf.zeros_like(images[:1])
+
+
 def _masked_scores(passes: Passes) -> np.ndarray:
     """The target score(s) of every image masked by each of its channels: (B, K, T), in bounded calls."""
     images, activations = passes.images, passes.activations
     batch, channels = len(images), activations.shape[-1]
     rows_per_call = max(1, SCORECAM_CHUNK_VALUES // int(np.prod(images.shape[1:])))
-    images_t, activations_t = tf.constant(images), tf.constant(activations)
     scores = []
     for flat in _chunks(batch * channels, rows_per_call):
         rows, ks = (flat // channels).astype(np.int32), (flat % channels).astype(np.int32)
-        scores.append(passes.pick(passes.score_masked(images_t, activations_t, rows, ks), rows))
+        scores.append(passes.pick(passes.score_inputs(masked_inputs, rows, ks), rows))
     return np.concatenate(scores).reshape(batch, channels, -1)
 
 
@@ -149,7 +188,7 @@ def score_cam_weights(passes: Passes) -> np.ndarray:
       (:func:`score_cam_code_weights`, method ``"scorecam_code"``; 0.69, 0.65-0.73 with other fills).
     """
     batch = len(passes.images)
-    baseline = passes.score_inputs(np.zeros((1, *passes.images.shape[1:]), np.float32))
+    baseline = passes.score_inputs(black_image)
     base = passes.pick(np.repeat(np.asarray(baseline), batch, axis=0), np.arange(batch))  # (B, T)
     increase = _masked_scores(passes)  # (B, K, T)
     return np.asarray(maths.score_cam_weights(np.moveaxis(increase, 1, -1), base)).transpose(0, 2, 1)
@@ -170,22 +209,23 @@ def score_cam_code_weights(passes: Passes) -> np.ndarray:
 def ablation_cam_weights(passes: Passes) -> np.ndarray:
     """Ablation-CAM (Desai & Ramaswamy 2020, Eq. 3): channel weights (B, K, T), no gradients.
 
-    ``w_k = (y_c - y_c^k) / y_c``: ``y_c^k`` is the class score when channel k of the layer is set to 0
+    ``w_k = (y_c - y_c^k) / |y_c|``: ``y_c^k`` is the class score when channel k of the layer is set to 0
     and the network is run again (the layers that only feed the layer are pruned from the compiled graph; a
     skip connection around the layer still sees the real image). The map is
-    ``ReLU(sum_k w_k A_k)``. All B x K ablations run in batched calls of a bounded size.
+    ``ReLU(sum_k w_k A_k)``. All B x K ablations run in batched calls of a bounded size. Dividing by ``|y_c|``
+    (the paper's ``y_c`` for a positive score) keeps a drop positive on a negative logit
+    (:func:`camtutor.maths.ablation_cam_weights`).
     """
     activations = passes.activations
     batch, channels = len(activations), activations.shape[-1]
-    keep_all = np.ones((batch, channels), np.float32)
-    original = passes.pick(passes.score_ablated(np.arange(batch), activations, keep_all), np.arange(batch))  # (B, T)
+    original = passes.pick(passes.score_replaced(np.arange(batch), activations), np.arange(batch))  # (B, T)
     rows_per_call = max(1, ABLATION_CHUNK_VALUES // int(np.prod(activations.shape[1:])))
     ablated = []
     for flat in _chunks(batch * channels, rows_per_call):
         rows, ks = flat // channels, flat % channels
-        keep = np.ones((len(flat), channels), np.float32)
-        keep[np.arange(len(flat)), ks] = 0.0
-        ablated.append(passes.pick(passes.score_ablated(rows, activations[rows], keep), rows))
+        zeroed = activations[rows]  # a copy: channel ks[i] of row i set to 0
+        zeroed[np.arange(len(flat)), ..., ks] = 0.0
+        ablated.append(passes.pick(passes.score_replaced(rows, zeroed), rows))
     ablated_scores = np.concatenate(ablated).reshape(batch, channels, -1)  # (B, K, T)
     weights = maths.ablation_cam_weights(original, np.moveaxis(ablated_scores, 1, -1))  # (B, T, K)
     return np.asarray(weights).transpose(0, 2, 1)

@@ -39,6 +39,7 @@ import numpy as np
 
 from camtutor.errors import CamTutorError, ModelError, TargetError
 from camtutor.explain import class_probabilities
+from camtutor.images import parse_size, pixel_limit
 from camtutor.inputs import check_images
 from camtutor.layers import check_model, output_info
 from camtutor.localize import box_from_map, iou
@@ -68,21 +69,52 @@ BASELINES = ("zeros", "blur", "mean", "impute")
 #: Most images per model call in :func:`deletion`, :func:`insertion`, :func:`average_drop` by default;
 #: fewer for large images, so that one call's input stays under :data:`DEFAULT_CHUNK_BYTES`.
 DEFAULT_BATCH_SIZE = 512
+#: Points of a :func:`deletion` / :func:`insertion` curve by default (fewer for images under 50 pixels).
+DEFAULT_STEPS = 50
 DEFAULT_CHUNK_BYTES = 32 * 2**20  # 512 images of 64x64x3 float32 = 24 MB; 55 of 224x224x3
 
 
 # --------------------------------------------------------------------------- input checks and resizing
-def _size(size: int | Sequence[int]) -> tuple[int, int]:
-    if isinstance(size, (int, np.integer)):
-        return int(size), int(size)
-    try:
-        height, width = (int(s) for s in size)
-    except (TypeError, ValueError):
-        raise CamTutorError(f"size must be an int or (height, width), got {size!r}") from None
+def _size(size: int | Sequence[int], what: str = "size") -> tuple[int, int]:
+    """``size`` = an int S or (height, width) of positive ints, and at most :func:`camtutor.images.pixel_limit` pixels."""
+    height, width = parse_size(size, what=what)  # refuses None, 0, negatives, bools, floats, strings
+    if height * width > pixel_limit():
+        raise CamTutorError(
+            f"{what}={size!r} is {height * width:,} pixels per map, above camtutor's limit of {pixel_limit():,} pixels; "
+            f"pass the images' size (H, W), e.g. {what}=224"
+        )
     return height, width
 
 
+def _number(value: object, name: str, fix: str) -> float:
+    """A real number (not a bool, string, None or sequence) as a float, else a CamTutorError naming ``fix``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise CamTutorError(f"{name} must be a number, got {value!r} ({type(value).__name__}); e.g. {fix}")
+    return float(value)
+
+
+def _seed(seed: object, name: str = "seed") -> object:
+    """A numpy seed: an int >= 0 or a sequence of them; else a CamTutorError."""
+    values = seed if isinstance(seed, (tuple, list)) else [seed]
+    if not values or not all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) and v >= 0 for v in values
+    ):
+        raise CamTutorError(f"{name} must be an int >= 0 (or a sequence of them), got {seed!r}; e.g. {name}=0")
+    return seed
+
+
+def _count(value: object, name: str, high: int, why: str) -> int:
+    """An int in [1, high] (not a bool); else a CamTutorError naming the range and ``why`` it is bounded."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise CamTutorError(f"{name} must be an int >= 1, got {value!r}")
+    if value > high:
+        raise CamTutorError(f"{name}={value!r} is too large: pass {name}={high} at most ({why})")
+    return int(value)
+
+
 def _check_maps(maps: object, name: str = "maps") -> np.ndarray:
+    if isinstance(maps, np.ndarray) and np.iscomplexobj(maps):
+        raise CamTutorError(f"{name} are complex; saliency maps are real: pass np.abs({name}) or {name}.real")
     try:
         arr = np.asarray(maps, dtype=np.float32)
     except (TypeError, ValueError) as exc:
@@ -173,8 +205,9 @@ def pointing_game(maps: np.ndarray, masks: np.ndarray, *, tolerance: float = 0) 
     """
     maps = _check_maps(maps)
     masks = _check_masks(masks, len(maps))
+    tolerance = _number(tolerance, "tolerance (a distance in pixels)", "tolerance=15 * H / 224")
     if not np.isfinite(tolerance) or tolerance < 0:
-        raise CamTutorError(f"tolerance is a distance in pixels, >= 0; got {tolerance!r}")
+        raise CamTutorError(f"tolerance is a distance in pixels, >= 0; got {tolerance!r}; e.g. tolerance=15 * H / 224")
     heat = resize_maps(maps, masks.shape[1:])
     flat = np.argmax(heat.reshape(len(heat), -1), axis=1)
     rows, cols = np.unravel_index(flat, masks.shape[1:])
@@ -212,7 +245,7 @@ def energy_pointing_game(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
 
 
 def box_iou(
-    maps: np.ndarray, boxes: np.ndarray, *, size: int | Sequence[int], threshold: float = 0.2
+    maps: np.ndarray, boxes: np.ndarray, *, size: int | Sequence[int] | None = None, threshold: float = 0.2
 ) -> np.ndarray:
     """Weakly supervised localisation (Zhou et al. 2016, CAM, Sec. 3.1): (B,) float64 IoU in [0, 1].
 
@@ -225,20 +258,50 @@ def box_iou(
 
     Args:
         maps: (B, h, w) saliency maps, any resolution.
-        boxes: (B, 4) int ``(x0, y0, x1, y1)``, x1 and y1 exclusive, in pixels of ``size``.
-        size: the image size (H, W) or an int, which boxes refer to (maps carry no such size).
+        boxes: (B, 4) int ``(x0, y0, x1, y1)``, x1 and y1 exclusive, in pixels of ``size``, inside the image.
+        size: the image size (H, W) or an int, which boxes refer to. Default: the maps' own size, for maps
+            already at the image's size (e.g. ``camtutor.upsample(maps, H)``); maps at a layer's
+            resolution (16x16, say) need ``size``, since they carry no image size. A box that does not
+            fit inside the maps is refused with this fix; a box that happens to fit is not detected.
         threshold: fraction of each map's max, in (0, 1].
     """
     maps = _check_maps(maps)
-    true = np.asarray(boxes)
+    true = _check_boxes(boxes, len(maps))
+    threshold = _number(threshold, "threshold (a fraction of the map's max, in (0, 1])", "threshold=0.2")
+    if not 0 < threshold <= 1:
+        raise CamTutorError(f"threshold is a fraction of the map's max, in (0, 1]; got {threshold!r}; e.g. threshold=0.2")
+    height, width = maps.shape[1:] if size is None else _size(size)
+    outside = np.nonzero((true[:, 2] > width) | (true[:, 3] > height))[0].tolist()
+    if outside:
+        where = f"the maps' own size {height}x{width}" if size is None else f"the image size {height}x{width}"
+        raise CamTutorError(
+            f"boxes {outside[:10]} (e.g. {true[outside[0]].tolist()}) reach beyond {where}; pass size=(H, W), "
+            "the size of the images the boxes are drawn on"
+            + (" (maps at a layer's resolution carry no image size)" if size is None else ", or clip the boxes to it")
+        )
+    heat = resize_maps(maps, (height, width))
+    return np.array([iou(box_from_map(h, threshold), t) for h, t in zip(heat, true.tolist())], dtype=np.float64)
+
+
+def _check_boxes(boxes: object, batch: int) -> np.ndarray:
+    """(B, 4) boxes ``(x0, y0, x1, y1)``: finite ints, 0 <= x0 < x1 and 0 <= y0 < y1, one per map -> int64."""
+    try:
+        true = np.asarray(boxes, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise CamTutorError(f"boxes must be a (B, 4) array of int pixel coordinates (x0, y0, x1, y1), got {boxes!r:.80}") from None
     if true.ndim != 2 or true.shape[1] != 4:
         raise CamTutorError(f"boxes must have shape (B, 4) = (x0, y0, x1, y1), got {true.shape}")
-    if len(true) != len(maps):
-        raise CamTutorError(f"got {len(maps)} maps but {len(true)} boxes; pass one true box per map")
-    if not 0 < threshold <= 1:
-        raise CamTutorError(f"threshold is a fraction of the map's max, in (0, 1]; got {threshold!r}")
-    heat = resize_maps(maps, size)
-    return np.array([iou(box_from_map(h, threshold), t) for h, t in zip(heat, true.tolist())], dtype=np.float64)
+    if len(true) != batch:
+        raise CamTutorError(f"got {batch} maps but {len(true)} boxes; pass one true box per map")
+    if not np.isfinite(true).all() or (true != np.round(true)).any():
+        raise CamTutorError("boxes must be int pixel coordinates (x0, y0, x1, y1), finite and whole; round them first")
+    bad = np.nonzero((true[:, 0] < 0) | (true[:, 1] < 0) | (true[:, 0] >= true[:, 2]) | (true[:, 1] >= true[:, 3]))[0]
+    if len(bad):
+        raise CamTutorError(
+            f"boxes {bad[:10].tolist()} (e.g. {true[bad[0]].astype(int).tolist()}) are not (x0, y0, x1, y1) with "
+            "0 <= x0 < x1 and 0 <= y0 < y1 (x1, y1 exclusive); check the order of the coordinates"
+        )
+    return true.astype(np.int64)
 
 
 # --------------------------------------------------------------------------- faithfulness: the model runs
@@ -298,12 +361,19 @@ def linear_imputation(image: np.ndarray, missing: np.ndarray, *, noise: float = 
     from scipy.sparse import coo_matrix
     from scipy.sparse.linalg import spsolve
 
-    image = np.asarray(image, dtype=np.float64)
+    try:
+        image = np.asarray(image, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise CamTutorError(f"image must be a numeric array (H, W, C); could not convert: {exc}") from None
     missing = np.asarray(missing, dtype=bool)
     if image.ndim != 3 or missing.shape != image.shape[:2]:
         raise CamTutorError(f"image must be (H, W, C) and missing (H, W) bool; got {image.shape} and {missing.shape}")
+    if not np.isfinite(image).all():
+        raise CamTutorError("image contains NaN or inf; the imputed pixels would be NaN: fix the image first")
+    noise = _number(noise, "noise (a standard deviation)", "noise=0.01")
     if not np.isfinite(noise) or noise < 0:
-        raise CamTutorError(f"noise is a standard deviation, >= 0; got {noise!r}")
+        raise CamTutorError(f"noise is a standard deviation, >= 0; got {noise!r}; e.g. noise=0.01")
+    _seed(seed)
     height, width, channels = image.shape
     ys, xs = np.nonzero(missing)
     n = len(ys)
@@ -392,12 +462,14 @@ def _ranks(maps: np.ndarray) -> np.ndarray:
 
 def _causal_curve(model, images, maps, class_index, steps, baseline, batch_size, insert: bool):
     images, heat, classes = _prepare_model_inputs(model, images, maps, class_index)
-    if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 1:
-        raise CamTutorError(f"steps must be an int >= 1, got {steps!r}")
+    pixels = heat.shape[1] * heat.shape[2]
+    if steps is None:
+        steps = min(DEFAULT_STEPS, pixels)
+    steps = _count(steps, "steps", pixels, f"one pixel per step for {heat.shape[1]}x{heat.shape[2]} images; "
+                   "more steps only repeat points")
     batch_size = _check_batch_size(batch_size, images)
     base = _baseline(images, baseline)
     ranks = _ranks(heat)
-    pixels = heat.shape[1] * heat.shape[2]
     counts = (2 * np.arange(steps + 1) * pixels + steps) // (2 * steps)  # round(k * N / steps), exactly
     total = len(images) * (steps + 1)
 
@@ -449,7 +521,7 @@ def deletion(
     maps: np.ndarray,
     class_index: ClassIndex,
     *,
-    steps: int = 50,
+    steps: int | None = None,
     baseline: Baseline = "zeros",
     batch_size: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -472,6 +544,9 @@ def deletion(
     do not depend on ``batch_size``; about 5 ms per edited 64x64 image, run on the CPU before the model),
     or an array (H, W, C) or (B, H, W, C) in the model's input space (preprocessed like the images).
 
+    ``steps`` is an int from 1 to N, one pixel per step at most (more would only repeat points); the
+    default is :data:`DEFAULT_STEPS` = 50, or N for images of fewer pixels.
+
     All B (steps + 1) edited images run through the model in calls of ``batch_size`` images
     (no Python loop per image and step); memory is bounded by ``batch_size``: by default 512 images,
     fewer when that would exceed 32 MB of input (55 images of 224x224x3). Compare methods with
@@ -486,7 +561,7 @@ def insertion(
     maps: np.ndarray,
     class_index: ClassIndex,
     *,
-    steps: int = 50,
+    steps: int | None = None,
     baseline: Baseline = "zeros",
     batch_size: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -629,8 +704,13 @@ def randomized_models(
             default all of them. Steps still go from the top down.
         copies: yield a fresh clone at every step instead of one copy updated in place.
     """
-    if mode not in ("cascading", "independent"):
+    if not isinstance(mode, str) or mode not in ("cascading", "independent"):
         raise CamTutorError(f"mode must be 'cascading' or 'independent', got {mode!r}")
+    _seed(seed)
+    if layers is not None and not isinstance(layers, str) and (
+        not isinstance(layers, (list, tuple)) or not all(isinstance(name, str) for name in layers)
+    ):
+        raise CamTutorError(f"layers must be None or layer names (str, or a list of str), got {layers!r}")
     check_model(model)
 
     def clone() -> keras.Model:
@@ -737,7 +817,20 @@ def similarity(maps_a: np.ndarray, maps_b: np.ndarray, *, size: int | Sequence[i
 
 
 # --------------------------------------------------------------------------- confidence intervals
+#: Most resamples :func:`bootstrap_interval` draws (its ``n``); beyond it the quantiles no longer move.
+MAX_RESAMPLES = 1_000_000
+_RESAMPLE_CHUNK = 2**22  # indices drawn at once (32 MB of int64), whatever n and the number of values
+
+
+def _float_array(values: object, name: str) -> np.ndarray:
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise CamTutorError(f"{name} must be numbers (one per image); could not convert: {exc}") from None
+
+
 def _z(confidence: float) -> float:
+    confidence = _number(confidence, "confidence", "confidence=0.95")
     if not 0 < confidence < 1:
         raise CamTutorError(f"confidence must be in (0, 1), e.g. 0.95; got {confidence!r}")
     return statistics.NormalDist().inv_cdf(0.5 + confidence / 2.0)
@@ -782,8 +875,11 @@ def bootstrap_interval(
     all cases pooled over images, with images resampled (e.g. :func:`camtutor.trust.discrimination_scores`).
     A value with weight 0 counts for nothing (it may be any finite number); resamples whose weights sum to 0
     are dropped from the quantiles.
+
+    ``n`` is at most :data:`MAX_RESAMPLES` (a million); the resamples are drawn in chunks, so memory stays
+    bounded (about 32 MB of indices) whatever ``n`` and B. ``seed`` is an int >= 0 (or a sequence of them).
     """
-    arr = np.asarray(values, dtype=np.float64)
+    arr = _float_array(values, "values")
     if arr.ndim != 1 or arr.size == 0:
         raise CamTutorError(f"values must be a non-empty 1-D array (one score per image), got shape {arr.shape}")
     if not np.isfinite(arr).all():
@@ -791,22 +887,25 @@ def bootstrap_interval(
             f"{int((~np.isfinite(arr)).sum())} values are NaN or inf; drop them first (values[np.isfinite(values)]) "
             "and report how many"
         )
-    if not isinstance(n, (int, np.integer)) or n < 1:
-        raise CamTutorError(f"n is the number of bootstrap resamples, an int >= 1; got {n!r}")
+    n = _count(n, "n (the number of bootstrap resamples)", MAX_RESAMPLES, "more only repeats the same quantiles")
+    confidence = _number(confidence, "confidence", "confidence=0.95")
     _z(confidence)  # checks the range
-    rng = np.random.default_rng(seed)
-    index = rng.integers(0, arr.size, size=(int(n), arr.size))
+    rng = np.random.default_rng(_seed(seed))
     quantiles = [(1 - confidence) / 2.0, (1 + confidence) / 2.0]
-    if weights is None:
-        means = arr[index].mean(axis=1)
-        low, high = np.quantile(means, quantiles)
-        return float(arr.mean()), float(low), float(high)
-    w = np.asarray(weights, dtype=np.float64)
+    w = np.ones_like(arr) if weights is None else _float_array(weights, "weights")
     if w.shape != arr.shape or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
         raise CamTutorError(
             f"weights must be finite, >= 0, one per value (shape {arr.shape}) and not all 0; got shape {w.shape}"
         )
-    totals = w[index].sum(axis=1)
-    means = (w * arr)[index].sum(axis=1)[totals > 0] / totals[totals > 0]
-    low, high = np.quantile(means, quantiles)
-    return float(np.sum(w * arr) / w.sum()), float(low), float(high)
+    rows = max(1, _RESAMPLE_CHUNK // arr.size)  # resamples drawn per chunk: memory bounded, same random stream
+    means = []
+    for start in range(0, n, rows):
+        index = rng.integers(0, arr.size, size=(min(rows, n - start), arr.size))
+        if weights is None:
+            means.append(arr[index].mean(axis=1))
+        else:
+            totals = w[index].sum(axis=1)
+            means.append((w * arr)[index].sum(axis=1)[totals > 0] / totals[totals > 0])
+    low, high = np.quantile(np.concatenate(means), quantiles)
+    centre = arr.mean() if weights is None else np.sum(w * arr) / w.sum()
+    return float(centre), float(low), float(high)

@@ -63,7 +63,7 @@ def method_maps(model, images: np.ndarray, classes, *, layer: str | None = None,
     if unknown:
         raise CamTutorError(f"unknown method {unknown[0]!r}; choose from the registry's labels {sorted(by_label)}")
     return {label: np.asarray(ct.heatmap(model, images, classes, method=by_label[label], layer=layer,
-                                         relu=by_label[label] != "cam"))
+                                         relu=REGISTRY[by_label[label]].paper_relu))
             for label in methods}
 
 

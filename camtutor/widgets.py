@@ -44,14 +44,19 @@ from camtutor.errors import CamTutorError, ImageError, ModelError
 from camtutor import inputs as _inputs
 from camtutor.inputs import check_images, resize_images
 from camtutor.layers import conv_layers, find_layer, gap_dense_head, is_spatial, layer_name
-from camtutor.methods import REGISTRY
+from camtutor.methods import REGISTRY, default_score
 
 # Calls go through the module so tests can count them (monkeypatch _explain.grad_cam_all_classes).
 from camtutor import explain as _explain  # noqa: E402
 
-#: The explorer's methods, from the registry: every method with a map at a layer's resolution (Guided
-#: Grad-CAM is at input resolution and one class at a time: call ``camtutor.explain.guided_gradcam``).
-METHOD_LABELS = {name: entry.label for name, entry in REGISTRY.items() if entry.kind != "input"}
+
+
+def explorer_methods() -> dict[str, str]:
+    """name -> label of the methods an explorer built now offers: every registry entry with a map at a layer's
+    resolution, methods registered at run time included (Guided Grad-CAM is at input resolution and one class
+    at a time: call ``camtutor.explain.guided_gradcam``)."""
+    return {name: entry.label for name, entry in REGISTRY.items() if not entry.input_gradient}
+
 MAX_PANEL_SIZE = 2048  #: largest ``panel_size`` (pixels per side) the explorer draws
 #: Idle time (s) after the last update before the explorer prefetches, and between prefetch steps (each
 #: step is one (layer, method) map from the one compiled pass: milliseconds, so messages wait at most that).
@@ -116,7 +121,7 @@ class Explorer:
             image is accepted); checked by :func:`camtutor.inputs.check_images`, which warns once about 0..255 data.
         class_names: one name per class (default "class 0", "class 1", ...).
         layer: the layer shown first (default: the last feature-map layer).
-        method: a key of :data:`METHOD_LABELS`: every registry method that gives a map at the layer's
+        method: a key of :func:`explorer_methods`: every registry method that gives a map at the layer's
             resolution ("gradcam" by default; a method registered later is listed too). Methods with extra
             passes (Score-CAM, Ablation-CAM) run K x N of them: the note says they are computing,
             and they are computed once per layer for every class (never prefetched); inside a kernel they
@@ -169,8 +174,11 @@ class Explorer:
                 "needs a conv net whose feature maps have more than one position"
             )
         info = _explain.explainer(model).info
-        # A softmax hidden inside a custom layer leaves no pre-activation score: explain the probability then.
-        self.score = "logit" if info.logits_reachable else "probability"
+        # A softmax hidden inside a custom layer leaves no pre-activation score: explain the probability then
+        # (methods.default_score, the one rule the command follows too).
+        self.logits_reachable = info.logits_reachable
+        self.score = default_score(None, info.logits_reachable)
+        self.method_labels = explorer_methods()  # read now: a method registered later is in a new explorer
         if class_names is None:
             class_names = [f"class {i}" for i in range(info.num_classes)]
         if len(class_names) != info.num_classes:
@@ -217,7 +225,7 @@ class Explorer:
         return array
 
     def _build_widgets(self, layer: str | None, method: str, alpha: float, upload: bool) -> None:
-        methods = [(label, m) for m, label in METHOD_LABELS.items() if m != "cam" or self.cam_layer]
+        methods = [(label, m) for m, label in self.method_labels.items() if not REGISTRY[m].gap_layer or self.cam_layer]
         if method not in dict((v, k) for k, v in methods):
             raise CamTutorError(f"method must be one of {[v for _, v in methods]} for this model, got {method!r}")
         if layer is not None and layer not in self.layers:
@@ -310,21 +318,16 @@ class Explorer:
             if quiet:  # the range warning was given once, when the images came in
                 warnings.filterwarnings("ignore", message=_inputs.RANGE_WARNING_START, category=UserWarning)
             entry = REGISTRY[method]
-            # CAM needs one forward pass at one layer: it uses the pass only when another method computed it
-            wanted = entry.kind in ("weighting", "forward") and (not entry.gap_layer or self._pass)
+            # a GAP-layer method (CAM) needs one forward pass at one layer: it uses the pass only when another
+            # method computed it; extra-pass methods never can
+            wanted = not entry.extra_passes and (not entry.gap_layer or self._pass)
             layer_pass = self._layer_pass() if wanted else None
             if layer_pass is not None:  # every layer of every one-pass method, from one compiled call
                 maps, probabilities = layer_pass.maps(layer, method)
-            elif method == "cam":
-                maps, probabilities = _explain.cam_all_classes(self.model, self.images, layer=layer, relu=False)
-            elif entry.kind == "weighting":
-                maps, probabilities = _explain.grad_cam_all_classes(
-                    self.model, self.images, layer=layer, weighting=entry.weighting, relu=False, score=self.score
-                )
             else:
                 maps, probabilities = _explain.heatmap_all_classes(
-                    self.model, self.images, method=method, layer=layer, relu=False, score=self.score
-                )
+                    self.model, self.images, method=method, layer=layer, relu=False,
+                    score=default_score(entry, self.logits_reachable))
         return np.asarray(maps, dtype=np.float32), np.asarray(probabilities, dtype=np.float32)
 
     def _in_background(self, layer: str, method: str) -> bool:
@@ -353,7 +356,7 @@ class Explorer:
             result = future.result()
         except Exception as error:  # noqa: BLE001 - shown like any failed computation
             if on_screen:
-                self._blank(f"cannot compute {METHOD_LABELS[key[1]]} at layer {key[0]!r}: "
+                self._blank(f"cannot compute {self.method_labels[key[1]]} at layer {key[0]!r}: "
                             f"{type(error).__name__}: {error}")
             return
         self.compute_calls += 1
@@ -383,11 +386,11 @@ class Explorer:
         method, layer_here = self.method_buttons.value, self.layer_slider.value
         here = self.layers.index(layer_here)
         wanted = []
-        if method != "cam" and not REGISTRY[method].extra_passes:
+        if not REGISTRY[method].gap_layer and not REGISTRY[method].extra_passes:
             wanted += sorted(((layer, method) for layer in self.layers),
                              key=lambda key: abs(self.layers.index(key[0]) - here))
         for _, other in self.method_buttons.options:
-            if other != "cam" and not REGISTRY[other].extra_passes:
+            if not REGISTRY[other].gap_layer and not REGISTRY[other].extra_passes:
                 wanted.append((layer_here, other))
         missing = [key for key in wanted if key not in self._cache and key not in self._unavailable]
         if not missing:
@@ -424,6 +427,25 @@ class Explorer:
     def state(self) -> Shown | None:
         """The map and parameters on screen now (None if the last update failed and the panels are blank)."""
         return self._shown
+
+    @property
+    def pending(self) -> bool:
+        """True while work is scheduled: an idle prefetch, or a slow method computing in a worker thread."""
+        return self._prefetch_pending or bool(self._computing)
+
+    def cached(self) -> set[tuple[str, str]]:
+        """The (layer, method) pairs whose maps are computed: showing one of them runs nothing."""
+        return set(self._cache)
+
+    async def wait(self, timeout: float = 30.0) -> None:
+        """Inside a running loop (a kernel, a test): return when :attr:`pending` is False, checking every 50 ms;
+        :class:`camtutor.CamTutorError` after ``timeout`` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.pending:
+            if loop.time() > deadline:
+                raise CamTutorError(f"the explorer was still busy after {timeout} s")
+            await asyncio.sleep(0.05)
 
     # ---------------------------------------------------------------- events
     def _on_change(self, change) -> None:
@@ -471,7 +493,7 @@ class Explorer:
     # ---------------------------------------------------------------- drawing
     def _sync_method_and_layer(self) -> None:
         """CAM exists only at the GAP feature layer: pin the layer slider there while CAM is chosen."""
-        cam = self.method_buttons.value == "cam"
+        cam = REGISTRY[self.method_buttons.value].gap_layer
         self._quiet = True
         try:
             if cam and self.layer_slider.value != self.cam_layer:
@@ -496,13 +518,13 @@ class Explorer:
         index, layer, method = self.image_slider.value, self.layer_slider.value, self.method_buttons.value
         if (layer, method) not in self._cache and REGISTRY[method].extra_passes and self._in_background(layer, method):
             self._blank("", note=self._computing_note(layer, method))
-            self.title.value = f"<b>computing {html.escape(METHOD_LABELS[method])}…</b>"
+            self.title.value = f"<b>computing {html.escape(self.method_labels[method])}…</b>"
             self.image_panel.value = png_bytes(_enlarge(to_uint8_rgb(self.images[index]), (self.panel_size,) * 2))
             return
         try:
             maps, probabilities = self.maps(layer, method)
         except Exception as error:  # noqa: BLE001 - whatever failed, the old map must not stay on screen
-            self._blank(f"cannot compute {METHOD_LABELS[method]} at layer {layer!r}: {type(error).__name__}: {error}")
+            self._blank(f"cannot compute {self.method_labels[method]} at layer {layer!r}: {type(error).__name__}: {error}")
             return
         self._sync_class_labels(probabilities[index])
         klass, relu = self.class_dropdown.value, self.relu_checkbox.value
@@ -518,7 +540,7 @@ class Explorer:
         self.min_label.value = f"<small>{float(shown_map.min()):.3g}</small>"
         self.title.value = (
             f"<b>{html.escape(shown.class_name)}</b> (p = {probabilities[index, klass]:.3f}) · "
-            f"layer <b>{html.escape(layer)}</b> ({h}×{w}) · {METHOD_LABELS[method]} · "
+            f"layer <b>{html.escape(layer)}</b> ({h}×{w}) · {self.method_labels[method]} · "
             f"ReLU {'on' if relu else 'off'} · image {index}"
         )
         self._draw_overlay(shown)
@@ -554,7 +576,7 @@ class Explorer:
         index = self.image_slider.value if image_index is None else int(image_index)
         method = self.method_buttons.value if method is None else method
         relu = self.relu_checkbox.value if relu is None else relu
-        columns = [self.cam_layer] if method == "cam" else self.layers
+        columns = [self.cam_layer] if REGISTRY[method].gap_layer else self.layers
         fig, axes = plt.subplots(len(self.class_names), len(columns) + 1,
                                  figsize=(size * (len(columns) + 1), size * len(self.class_names)), squeeze=False)
         for row, name in enumerate(self.class_names):
@@ -569,7 +591,7 @@ class Explorer:
             axes[row, 0].set_title(f"{name} ({probabilities[index, row]:.2f})", fontsize=8)
         for ax in axes.flat:
             ax.axis("off")
-        fig.suptitle(f"{METHOD_LABELS[method]}, ReLU {'on' if relu else 'off'}: classes × layers (each panel normalised on its own)", fontsize=10)
+        fig.suptitle(f"{self.method_labels[method]}, ReLU {'on' if relu else 'off'}: classes × layers (each panel normalised on its own)", fontsize=10)
         fig.tight_layout()
         return fig
 

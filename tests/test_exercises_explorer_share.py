@@ -6,6 +6,7 @@ import numpy as np
 
 import camtutor as ct
 from camtutor.exercises import explorer as ex
+from labs.solutions import explorer as ref
 
 
 def _message(function) -> tuple[bool, str]:
@@ -13,18 +14,18 @@ def _message(function) -> tuple[bool, str]:
 
 
 def test_reference_passes_and_handles_an_empty_map():
-    assert _message(ex.reference_own_object_share)[0]
+    assert _message(ref.my_own_object_share)[0]
     maps = -np.ones((1, 4, 4), np.float32)
     own = np.zeros((1, 8, 8), bool); own[0, :4] = True
-    assert ex.reference_own_object_share(maps, own, ~own)[0] == 0.5
+    assert ref.my_own_object_share(maps, own, ~own)[0] == 0.5
 
 
 def test_reference_prefers_the_object_under_the_heat():
     maps = np.zeros((1, 4, 4), np.float32); maps[0, 0, 0] = 5.0
     own = np.zeros((1, 16, 16), bool); own[0, :4, :4] = True
     other = np.zeros((1, 16, 16), bool); other[0, 12:, 12:] = True
-    assert ex.reference_own_object_share(maps, own, other)[0] > 0.9
-    assert ex.reference_own_object_share(maps, other, own)[0] < 0.1
+    assert ref.my_own_object_share(maps, own, other)[0] > 0.9
+    assert ref.my_own_object_share(maps, other, own)[0] < 0.1
 
 
 def test_none_and_typical_mistakes_get_specific_feedback():

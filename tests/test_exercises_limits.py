@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from camtutor.exercises import limits as ex
+from labs.solutions import limits as ref
 
 
 def _evaluate(function):
@@ -12,13 +13,13 @@ def _evaluate(function):
 
 
 def test_reference_passes_and_matches_a_brute_force():
-    passed, message = _evaluate(ex.reference_cells_that_see)
+    passed, message = _evaluate(ref.my_cells_that_see)
     assert passed, message
     for pixel in range(-3, 70):
         brute = [i for i in range(16) if pixel in range(-11 + 4 * i, -11 + 4 * i + 26)]
-        np.testing.assert_array_equal(ex.reference_cells_that_see(pixel, 16, 26, 4, -11), brute)
-    assert ex.reference_cells_that_see(30, 16, 26, 4, -11).tolist() == [4, 5, 6, 7, 8, 9, 10]
-    assert ex.reference_cells_that_see(100, 16, 26, 4, -11).size == 0
+        np.testing.assert_array_equal(ref.my_cells_that_see(pixel, 16, 26, 4, -11), brute)
+    assert ref.my_cells_that_see(30, 16, 26, 4, -11).tolist() == [4, 5, 6, 7, 8, 9, 10]
+    assert ref.my_cells_that_see(100, 16, 26, 4, -11).size == 0
 
 
 def test_a_student_version_with_a_list_passes():
@@ -41,7 +42,7 @@ def test_typical_mistakes_get_specific_feedback():
         return [i for i in range(-10, n + 10) if start + i * jump <= pixel < start + i * jump + size]
 
     def reversed_order(pixel, n, size, jump, start):
-        return ex.reference_cells_that_see(pixel, n, size, jump, start)[::-1]
+        return ref.my_cells_that_see(pixel, n, size, jump, start)[::-1]
 
     assert "use <, not <=" in _evaluate(inclusive)[1]
     assert "starts at `start`" in _evaluate(no_start)[1]

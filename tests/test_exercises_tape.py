@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from camtutor.exercises import tape as ex
+from labs.solutions import tape as ref
 
 
 def _evaluate(function):
@@ -13,7 +14,7 @@ def _evaluate(function):
 
 
 def test_reference_passes():
-    passed, message = _evaluate(ex.reference_grad_cam_tape)
+    passed, message = _evaluate(ref.my_grad_cam_tape)
     assert passed, message
 
 

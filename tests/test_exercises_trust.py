@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from camtutor.exercises import trust as ex
+from labs.solutions import trust as ref
 from camtutor.metrics import pointing_game, resize_maps
 
 
@@ -13,11 +14,11 @@ def _evaluate(function):
 
 
 def test_reference_passes_and_matches_the_library():
-    passed, message = _evaluate(ex.reference_pointing_game)
+    passed, message = _evaluate(ref.my_pointing_game)
     assert passed, message
     rng = np.random.default_rng(0)
     maps, masks = rng.random((5, 8, 8)), rng.random((5, 32, 32)) > 0.7
-    np.testing.assert_array_equal(ex.reference_pointing_game(maps, masks), pointing_game(maps, masks))
+    np.testing.assert_array_equal(ref.my_pointing_game(maps, masks), pointing_game(maps, masks))
 
 
 def _student(swap=False, resize=True, constant_is_miss=True, rate=False, batch_max=False):
@@ -55,7 +56,7 @@ def test_last_hint_is_not_the_answer():
 
 # --------------------------------------------------------------------------- notebook 10: Spearman
 def test_spearman_reference_passes_and_mistakes_are_named():
-    passed, message = ex.spearman.evaluate(ex.reference_spearman)
+    passed, message = ex.spearman.evaluate(ref.my_spearman)
     assert passed, message
     from scipy.stats import rankdata
 

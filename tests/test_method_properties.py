@@ -16,6 +16,8 @@ from camtutor.methods import REGISTRY
 
 CLASS_SPECIFIC = [name for name, entry in REGISTRY.items() if entry.class_specific]
 CLASS_BLIND = [name for name, entry in REGISTRY.items() if not entry.class_specific]
+#: the methods whose map reads the class score chosen by ``score=`` (here the logit)
+READS_THE_LOGIT = [name for name, entry in REGISTRY.items() if entry.reads == "score"]
 N = 30
 
 
@@ -84,3 +86,40 @@ def test_score_cam_weights_within_a_factor_e_for_probabilities():
     z = (10 * rng.standard_normal((4, 32))).astype(np.float32)
     w = np.asarray(ct.maths.score_cam_weights(z, np.zeros(4, np.float32)))
     assert (w.max(-1) > 0.5).all()
+
+
+@pytest.fixture(scope="module")
+def shifted():
+    """The shapes model and a copy whose logit of each image's top class is lowered by a constant (the final
+    Dense bias), so that it is negative on every image; one-object shapes."""
+    import keras
+
+    model = ct.models.load("shapes")
+    images = ct.data.shapes(12, seed=3).images
+    logits = np.asarray(ct.explain.explainer(model).scores_function("logit")(images))
+    top = int(np.bincount(logits.argmax(axis=1)).argmax())
+    keep = logits.argmax(axis=1) == top
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    kernel, bias = copy.get_layer("predictions").get_weights()
+    bias[top] -= float(logits[keep, top].max()) + 5.0
+    copy.get_layer("predictions").set_weights([kernel, bias])
+    shifted_logits = np.asarray(ct.explain.explainer(copy).scores_function("logit")(images[keep]))
+    assert (logits[keep, top] > 0).all() and (shifted_logits[:, top] < 0).all()
+    return model, copy, images[keep], np.full(int(keep.sum()), top)
+
+
+def test_the_logit_readers_come_from_the_registry():
+    assert {"gradcam", "scorecam", "ablationcam"} <= set(READS_THE_LOGIT)
+    assert not {"cam", "eigencam", "scorecam_code"} & set(READS_THE_LOGIT)
+
+
+@pytest.mark.parametrize("method", READS_THE_LOGIT)
+def test_a_drop_in_score_never_flips_its_sign(shifted, method):
+    """Shifting the class's logit by a constant (positive -> negative on every image) changes no gradient, no
+    score difference and no drop: every map that reads the logit is unchanged after min-max normalisation."""
+    model, copy, images, classes = shifted
+    before = ct.normalize(ct.heatmap(model, images, classes, method=method))
+    after = ct.normalize(ct.heatmap(copy, images, classes, method=method))
+    assert before.max() > 0
+    np.testing.assert_allclose(after, before, atol=1e-3)

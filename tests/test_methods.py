@@ -162,7 +162,7 @@ def _ablation_reference(model, name, a, classes):
         ablated = np.repeat(a[b][None], a.shape[-1], axis=0)
         for k in range(a.shape[-1]):
             ablated[k, ..., k] = 0
-        w = (y - _rest(model, name, ablated)[:, c]) / y
+        w = (y - _rest(model, name, ablated)[:, c]) / abs(y)  # a drop is positive for either sign of y
         maps.append(np.maximum((a[b] * w).sum(-1), 0))
     return np.stack(maps)
 
@@ -218,14 +218,14 @@ def test_ablation_cam_follows_desai_and_ramaswamy(models, images, name):
 
 
 def test_ablation_cam_equals_its_closed_form_on_a_gap_model(models, images):
-    """GAP -> Dense logits: y_c - y_c^k = w_kc mean(A_k), so w_k = w_kc mean(A_k) / y_c exactly."""
+    """GAP -> Dense logits: y_c - y_c^k = w_kc mean(A_k), so w_k = w_kc mean(A_k) / |y_c| exactly."""
     model, layer = models["sequential"]
     a, _ = ct.gradients(model, images, CLASSES, layer)
     dense = model.get_layer("predictions")
     kernel, bias = dense.kernel.numpy(), dense.bias.numpy()
     logits = a.mean(axis=(1, 2)) @ kernel + bias
     rows = np.arange(len(images))
-    w = kernel[:, CLASSES].T * a.mean(axis=(1, 2)) / logits[rows, CLASSES][:, None]
+    w = kernel[:, CLASSES].T * a.mean(axis=(1, 2)) / np.abs(logits[rows, CLASSES])[:, None]
     expected = np.einsum("bhwk,bk->bhw", a, w)
     got = ct.heatmap(model, images, CLASSES, method="ablationcam", layer=layer, relu=False)
     _assert_close(got, expected, rtol=1e-4)
@@ -359,7 +359,7 @@ def test_guided_gradcam_leaves_the_model_as_it_was_after_an_error(images):
     model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax", name="out")(x))
     before = {layer.name: (dict(vars(layer)).get("call"), getattr(layer, "activation", None)) for layer in model.layers}
     expected = model(images).numpy()
-    with pytest.raises(ct.LayerError, match="ran 2 times"):
+    with pytest.raises(ct.LayerError, match="(runs|ran) 2 times"):
         guided_gradcam(model, images, 0, layer="shared")
     with pytest.raises(ct.TargetError, match="target function"):
         guided_gradcam(model, images, lambda s: s[:, 7], layer="last")
@@ -397,12 +397,41 @@ def test_smoothgrad_with_sigma_zero_is_the_plain_method_and_otherwise_the_mean_o
                                rtol=1e-5, atol=1e-7)
     n, sigma, seed = 3, 0.2, 7
     spread = images.max(axis=(1, 2, 3), keepdims=True) - images.min(axis=(1, 2, 3), keepdims=True)
-    noise = np.random.default_rng(seed).standard_normal((n, *images.shape), dtype=np.float32)
+    noise = np.random.default_rng(seed).standard_normal((n, 1, *images.shape[1:]), dtype=np.float32)
     expected = np.mean([ct.heatmap(model, images + noise[i] * sigma * spread, 1, method=method, layer=layer)
                         for i in range(n)], axis=0)
     got = ct.heatmap(model, images, 1, method=method, layer=layer, smooth=(n, sigma, seed))
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
     assert not np.allclose(got, plain)
+
+
+def test_smoothgrad_map_of_an_image_does_not_depend_on_its_batch_mates(models, images):
+    """Issue 21 item 7: the same image, class and seed give the same map alone and in a batch."""
+    model, layer = models["nested"]
+    batch = ct.heatmap(model, images, 1, method="gradcam", layer=layer, smooth=(5, 0.2, 3))
+    for i in range(len(images)):
+        alone = ct.heatmap(model, images[i:i + 1], 1, method="gradcam", layer=layer, smooth=(5, 0.2, 3))
+        np.testing.assert_allclose(alone[0], batch[i], rtol=1e-4, atol=1e-6)
+
+
+def test_smoothgrad_runs_in_bounded_calls_with_the_same_maps(models, images, monkeypatch):
+    """Issue 21 item 9: the n x B noisy copies run in calls of at most SMOOTH_CHUNK_VALUES input values."""
+    from camtutor import explain
+
+    model, layer = models["nested"]
+    whole = ct.heatmap(model, images, 1, method="layercam", layer=layer, smooth=(6, 0.2, 1))
+    sizes = []
+    run = explain._run
+
+    def recording_run(function, x, classes):
+        sizes.append(len(x))
+        return run(function, x, classes)
+
+    monkeypatch.setattr(explain, "_run", recording_run)
+    monkeypatch.setattr(explain, "SMOOTH_CHUNK_VALUES", 2 * images.size)  # two copies of the batch per call
+    chunked = ct.heatmap(model, images, 1, method="layercam", layer=layer, smooth=(6, 0.2, 1))
+    assert sizes == [2 * len(images)] * 3, sizes
+    np.testing.assert_allclose(chunked, whole, rtol=1e-5, atol=1e-7)
 
 
 def test_smoothgrad_is_refused_for_gradient_free_methods(models, images):
@@ -448,7 +477,7 @@ def test_gradient_free_methods_build_no_tape_and_every_function_is_traced_once(i
                        **({"smooth": (2, 0.1)} if methods.get(method).gradients else {}))
     counts = {key[0]: f.experimental_get_tracing_count() for key, f in explainer(model)._functions.items()
               if key[0] != "gradients"}  # "gradients" is traced inside "grad_cam", never called on its own
-    assert set(counts) >= {"forward", "scores", "masked_scores", "ablated", "grad_cam", "guided_gradcam"}
+    assert set(counts) >= {"forward", "inputs_scores", "replaced", "grad_cam", "guided_gradcam"}
     assert set(counts.values()) == {1}
 
 
@@ -462,8 +491,14 @@ def test_score_cam_runs_in_chunks_of_many_rows(models, images, monkeypatch):
 
     def counting(*args, **kwargs):
         passes = original(*args, **kwargs)
-        score_masked = passes.score_masked
-        passes.score_masked = lambda *a: calls.append(len(a[2])) or score_masked(*a)
+        score_inputs = passes.score_inputs
+
+        def counted(make_inputs, *arrays):
+            if arrays:  # the masked images (the black baseline has no rows)
+                calls.append(len(arrays[0]))
+            return score_inputs(make_inputs, *arrays)
+
+        passes.score_inputs = counted
         return passes
 
     monkeypatch.setattr(method_impl, "Passes", counting)
@@ -477,7 +512,7 @@ def test_score_cam_runs_in_chunks_of_many_rows(models, images, monkeypatch):
 
 # --------------------------------------------------------------------------- the registry
 def test_every_consumer_reads_the_one_registry():
-    assert methods.METHODS == tuple(methods.REGISTRY) == tuple(methods.METHOD_LABELS)
+    assert methods.METHODS == tuple(methods.REGISTRY) == tuple(methods.method_summaries())
     assert ct.METHODS == methods.METHODS
     assert {"cam", "gradcam", "hirescam", "gradcam++", "xgradcam", "layercam", "scorecam", "ablationcam",
             "eigencam", "guided_gradcam"} <= set(methods.METHODS)
@@ -512,6 +547,8 @@ def test_pure_formulas_handle_their_edge_cases():
     assert weights[0, 1] == weights[0, 2] > weights[0, 0]
     np.testing.assert_array_equal(maths.ablation_cam_weights(np.array([0.0]), np.array([[1.0, 2.0]])), [[0.0, 0.0]])
     np.testing.assert_allclose(maths.ablation_cam_weights(np.array([2.0]), np.array([[1.0, 3.0]])), [[0.5, -0.5]])
+    # a negative score: a drop (-2 -> -3) is still a positive weight, a rise a negative one
+    np.testing.assert_allclose(maths.ablation_cam_weights(np.array([-2.0]), np.array([[-3.0, -1.0]])), [[0.5, -0.5]])
     # Eigen-CAM's sign: a map anti-correlated with the activation sum is flipped, whatever the SVD returned
     a = np.zeros((1, 2, 2, 2), np.float32)
     a[0, 0, 0] = [3.0, 0.0]
@@ -550,5 +587,49 @@ def test_ablation_cam_is_right_when_a_skip_connection_bypasses_the_layer():
             reference = build(np.where(np.arange(a.shape[-1]) == k, 0.0, 1.0).astype(np.float32))
             reference.set_weights(model.get_weights())
             drops.append(logits[i, c] - reference(images[i:i + 1]).numpy()[0, c])
-        expected.append(np.maximum(np.einsum("hwk,k->hw", a[i], np.array(drops) / logits[i, c]), 0))
+        expected.append(np.maximum(np.einsum("hwk,k->hw", a[i], np.array(drops) / abs(logits[i, c])), 0))
     _assert_close(ct.heatmap(model, images, classes, method="ablationcam", layer="b"), np.stack(expected), rtol=1e-4)
+
+
+def test_ablation_cam_keeps_its_sign_on_a_negative_logit():
+    """The bundled shapes model (last_conv -> GAP -> Dense), the least likely class: every logit is negative.
+    Removing channel k drops the logit by W_kc mean(A_k) (the closed form), so Ablation-CAM must be
+    sum_k W_kc mean(A_k) A_k / |y_c|: that map up to a *positive* factor. Dividing by y_c, as Eq. 3 is
+    written (and pytorch-grad-cam 1.5.7 does), inverts it: min-max normalised, the two differ by 1.0."""
+    model = ct.models.load("shapes")
+    data = ct.data.shapes(12, seed=0)
+    least = ct.class_probabilities(model, data.images).argmin(axis=1)
+    a, _ = ct.gradients(model, data.images, least, "last_conv")
+    dense = model.get_layer("predictions")
+    kernel, bias = dense.kernel.numpy(), dense.bias.numpy()
+    rows = np.arange(len(least))
+    y = (a.mean(axis=(1, 2)) @ kernel + bias)[rows, least]
+    assert (y < 0).all()
+    drop_map = np.einsum("bhwk,bk->bhw", a, kernel[:, least].T * a.mean(axis=(1, 2)))  # sum_k (y - y^k) A_k
+    got = ct.heatmap(model, data.images, least, method="ablationcam", layer="last_conv", relu=False)
+    _assert_close(got, drop_map / np.abs(y)[:, None, None], rtol=1e-3)
+    assert np.abs(ct.normalize(got) - ct.normalize(drop_map)).max() < 1e-3
+
+
+def test_all_class_maps_run_the_classes_in_bounded_chunks(models, images, monkeypatch):
+    """Issue 21 item 8: the all-class Jacobian (B, C, h, w, K) is computed a few classes at a time, with the
+    same maps, so its memory is bounded by ALL_CLASS_VALUES rather than by the number of classes."""
+    from camtutor import explain
+
+    model, layer = models["nested"]
+    whole, probabilities = ct.explain.heatmap_all_classes(model, images, method="gradcam++", layer=layer)
+    calls = []
+    run = explain._run
+
+    def recording_run(function, x, classes):
+        calls.append(None if classes is None else list(classes))
+        return run(function, x, classes)
+
+    monkeypatch.setattr(explain, "_run", recording_run)
+    h, w, k = whole.shape[2], whole.shape[3], ct.explain.explainer(model).layer(layer).output.shape[-1]
+    monkeypatch.setattr(explain, "ALL_CLASS_VALUES", len(images) * h * w * k)  # one class per call
+    chunked, chunked_probabilities = ct.explain.heatmap_all_classes(model, images, method="gradcam++", layer=layer)
+    classes = whole.shape[1]
+    assert calls == [[c] for c in range(classes)], calls
+    np.testing.assert_allclose(chunked, whole, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(chunked_probabilities, probabilities, rtol=1e-6)

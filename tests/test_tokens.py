@@ -165,7 +165,7 @@ def _ablation_reference(model, layer, images, classes, prefix):
                 t[:, prefix:, k] = 0.0  # the patch tokens' channel k; the class token stays
                 return t
             ablated.append(_replay(model, images[b:b + 1], layer, zero)[0, c])
-        w = (y - np.array(ablated)) / y
+        w = (y - np.array(ablated)) / abs(y)  # a drop is positive for either sign of y
         maps.append((_grid(tokens[b:b + 1], prefix)[0] * w).sum(-1))
     return np.stack(maps)  # raw: no ReLU
 
@@ -218,3 +218,140 @@ def test_every_method_agrees_with_its_reference_on_tokens(models, images):
         _assert_close(got, _score_cam_reference(model, layer, images, LABELS, prefix))
         got = ct.heatmap(model, images, LABELS, method="ablationcam", layer=layer, relu=False)
         _assert_close(got, _ablation_reference(model, layer, images, LABELS, prefix), rtol=1e-3)
+
+
+# --------------------------------------------------------------------------- the class-token pitfall
+def test_the_class_token_pitfall_is_refused_with_the_fix_and_never_the_default(models, images):
+    model = models["class_token"]
+    # the premise, from plain Keras: after the last attention the patch tokens have exactly zero gradient
+    _, grads, _ = _tokens_and_gradients(model, "b2_out", images, LABELS)
+    assert not np.any(grads[:, 1:]) and np.any(grads[:, 0])
+    listed = ct.conv_layers(model)
+    for dead in ("b2_mha", "b2_add1", "b2_ln2", "b2_mlp1", "b2_mlp2", "b2_out", "final_ln"):
+        assert dead not in listed
+        with pytest.raises(ct.LayerError, match="exactly zero gradient.*choose 'b2_ln1'.*blocks\\[-1\\].norm1"):
+            ct.grad_cam(model, images, LABELS, layer=dead)
+    with pytest.raises(ct.LayerError, match="exactly zero gradient"):  # stating the grid changes nothing
+        ct.grad_cam(model, images, LABELS, layer=ct.TokenLayer("b2_out", GRID, 1))
+    assert ct.layers.default_layer(model).name == "b2_ln1"
+    np.testing.assert_array_equal(ct.grad_cam(model, images, LABELS),
+                                  ct.grad_cam(model, images, LABELS, layer="b2_ln1"))
+    assert np.abs(ct.grad_cam(model, images, LABELS)).max() > 0
+    # a head on the token mean: every token layer carries evidence; the default is the final normalisation
+    mean = models["mean_head"]
+    assert ct.layers.default_layer(mean).name == "final_ln" and "b2_out" in ct.conv_layers(mean)
+
+
+# --------------------------------------------------------------------------- the grid, stated or refused
+def _patches_by_reshape(prefix: int = 1) -> keras.Model:
+    """Patches cut by Reshape/Permute (no patchify Conv2D): the nearest 4-D map is the image, no grid to read."""
+    keras.utils.set_random_seed(5)
+    inputs = keras.Input((H, W, 3))
+    x = keras.layers.Reshape((H // P, P, W // P, P, 3), name="cut")(inputs)
+    x = keras.layers.Permute((1, 3, 2, 4, 5), name="order")(x)
+    x = keras.layers.Reshape((GRID[0] * GRID[1], P * P * 3), name="flat")(x)
+    x = keras.layers.Dense(D, name="embed")(x)
+    x = ClassToken(prefix, name="cls")(x)
+    x = _block(x, 1)
+    x = keras.layers.GlobalAveragePooling1D(name="gap")(x)
+    x = keras.layers.Dense(CLASSES, name="logits")(x)
+    return keras.Model(inputs, keras.layers.Activation("softmax", name="probs")(x), name="cut")
+
+
+def test_a_grid_the_model_does_not_show_is_refused_with_the_fix_then_stated(images):
+    model = _patches_by_reshape()
+    assert "b1_ln1" not in ct.conv_layers(model)
+    with pytest.raises(ct.LayerError, match=r"fit no 48x80 grid of the input image.*camtutor.TokenLayer\('b1_ln1', grid=\(h, w\)"):
+        ct.grad_cam(model, images, 0, layer="b1_ln1")
+    with pytest.raises(ct.LayerError, match=r"no feature map.*'b1_out'.*TokenLayer"):  # nothing is guessed
+        ct.grad_cam(model, images, 0)
+    stated = ct.TokenLayer("b1_ln1", grid=GRID, prefix=1)
+    got = ct.grad_cam(model, images, LABELS, layer=stated, relu=False)
+    tokens, grads, _ = _tokens_and_gradients(model, "b1_ln1", images, LABELS)
+    _assert_close(got, _weighting_reference("gradcam", _grid(tokens, 1), _grid(grads, 1)))
+    # the prefix follows from the grid when omitted; a wrong count, a non-grid and a contradiction are refused
+    np.testing.assert_allclose(ct.grad_cam(model, images, LABELS, layer=ct.TokenLayer("b1_ln1", GRID), relu=False),
+                               got, rtol=1e-6, atol=1e-7)
+    with pytest.raises(ct.LayerError, match="needs 62 tokens, but the layer outputs 61"):
+        ct.grad_cam(model, images, 0, layer=ct.TokenLayer("b1_ln1", GRID, prefix=2))
+    with pytest.raises(ct.LayerError, match="grid must be"):
+        ct.grad_cam(model, images, 0, layer=ct.TokenLayer("b1_ln1", (6, 0)))
+    vit_model = vit(1, "token")
+    with pytest.raises(ct.LayerError, match="contradicts the model.*6x10 grid"):
+        ct.grad_cam(vit_model, images, 0, layer=ct.TokenLayer("b2_ln1", grid=(10, 6), prefix=1))
+    agreeing = ct.grad_cam(vit_model, images, 0, layer=ct.TokenLayer("b2_ln1", grid=GRID, prefix=1))
+    np.testing.assert_array_equal(agreeing, ct.grad_cam(vit_model, images, 0, layer="b2_ln1"))
+
+
+# --------------------------------------------------------------------------- every consumer sees token layers
+def test_all_classes_layer_pass_and_the_explorer_see_token_layers(models, images):
+    model = models["class_token"]
+    maps, _ = heatmap_all_classes(model, images, method="gradcam", layer="b1_out")
+    for c in range(CLASSES):
+        np.testing.assert_allclose(maps[:, c], ct.heatmap(model, images, c, layer="b1_out", relu=False),
+                                   rtol=1e-5, atol=1e-6 * np.abs(maps).max())
+    passed = layer_pass(model, images, ct.conv_layers(model))
+    for method in ("gradcam", "hirescam", "eigencam"):
+        got, _ = passed.maps("b2_ln1", method)
+        expected, _ = heatmap_all_classes(model, images, method=method, layer="b2_ln1")
+        assert got.shape == (3, CLASSES, *GRID)
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6 * np.abs(expected).max())
+    from camtutor.widgets import Explorer
+
+    explorer = Explorer(model, images[:1])
+    assert "b2_ln1" in explorer.layers and "b2_out" not in explorer.layers
+
+
+def test_the_users_model_is_untouched_after_every_call_and_every_error(models, images):
+    model = models["registers"]
+    before = model.predict(images, verbose=0)
+    weights = [w.copy() for w in model.get_weights()]
+    for method in ct.METHODS:
+        if method != "cam":
+            ct.heatmap(model, images[:1], 0, method=method, layer="b1_out")
+    for bad in ("b2_out", ct.TokenLayer("b1_out", (10, 6), 3), ct.TokenLayer("b1_out", (6, 10), 2)):
+        with pytest.raises(ct.LayerError):
+            ct.grad_cam(model, images[:1], 0, layer=bad)
+    np.testing.assert_array_equal(model.predict(images, verbose=0), before)
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), weights))
+    assert all("call" not in vars(layer) for layer in model._flatten_layers())  # no hook left behind
+    assert model.get_layer("logits").activation is keras.activations.linear
+
+
+def test_a_saved_vit_works_with_the_command(tmp_path, images, capsys):
+    model = vit(1, "token", seed=7)
+    path = tmp_path / "vit.keras"
+    model.save(path)
+    picture = tmp_path / "a.png"
+    keras.utils.save_img(picture, (images[0] * 255).astype(np.uint8))
+    assert main(["layers", str(path)]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.startswith("  ")}
+    assert "default" in rows["b2_ln1"] and "b2_out" not in rows and "(None, 61, 16)" in rows["b1_out"]
+    for method in ("gradcam", "ablationcam"):
+        assert main(["explain", str(picture), "--model", str(path), "--method", method, "--out", str(tmp_path)]) == 0
+        assert (tmp_path / f"a_{method}.png").is_file()
+    assert main(["explain", str(picture), "--model", str(path), "--layer", "b2_out", "--out", str(tmp_path)]) == 1
+    assert "choose 'b2_ln1'" in capsys.readouterr().err
+    cut = tmp_path / "cut.keras"
+    _patches_by_reshape().save(cut)
+    assert main(["explain", str(picture), "--model", str(cut), "--layer", "b1_ln1", "--out", str(tmp_path)]) == 1
+    assert "--grid HxW+P" in capsys.readouterr().err
+    assert main(["explain", str(picture), "--model", str(cut), "--layer", "b1_ln1", "--grid", "6x10+1",
+                 "--out", str(tmp_path)]) == 0
+    assert main(["explain", str(picture), "--model", str(cut), "--grid", "6by10", "--out", str(tmp_path)]) == 1
+    assert "--grid must be HxW" in capsys.readouterr().err
+
+
+def test_cam_on_a_vit_that_averages_its_patch_tokens(models, images):
+    model = models["mean_head"]
+    assert ct.gap_dense_head(model).feature_layer.name == "final_ln"
+    tokens, _, _ = _tokens_and_gradients(model, "final_ln", images, LABELS)
+    kernel = model.get_layer("logits").kernel.numpy()
+    expected = np.einsum("bhwk,bk->bhw", _grid(tokens, 0), kernel[:, LABELS].T)  # Zhou et al. Eq. 2
+    got = ct.cam(model, images, LABELS)
+    _assert_close(got, expected, rtol=1e-5)
+    _assert_close(ct.grad_cam(model, images, LABELS, relu=False) * GRID[0] * GRID[1], expected, rtol=1e-5)
+    with pytest.raises(ct.ModelError, match="averages 1 class/register token"):  # the mean includes the class token
+        ct.cam(vit(1, "mean"), images, 0)
+    with pytest.raises(ct.ModelError, match="GlobalAveragePooling2D -> Dense"):
+        ct.cam(models["class_token"], images, 0)

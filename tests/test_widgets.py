@@ -55,11 +55,11 @@ def test_the_method_control_lists_the_registry(explorer):
     from camtutor.methods import REGISTRY
 
     offered = [value for _, value in explorer.method_buttons.options]
-    assert offered == [name for name, entry in REGISTRY.items() if entry.kind != "input"]
+    assert offered == [name for name, entry in REGISTRY.items() if not entry.input_gradient]
     assert [label for label, _ in explorer.method_buttons.options] == [REGISTRY[m].label for m in offered]
 
 
-@pytest.mark.parametrize("method", [m for m in widgets.METHOD_LABELS])
+@pytest.mark.parametrize("method", list(widgets.explorer_methods()))
 def test_shown_map_is_the_methods_map_for_every_setting(explorer, gap_model, images, method):
     explorer.method_buttons.value = method
     layers = [explorer.cam_layer] if method == "cam" else explorer.layers[::2] + [explorer.layers[-1]]
@@ -163,23 +163,20 @@ def test_panels_are_pngs_of_the_shown_map(explorer):
 def test_idle_prefetch_fills_every_layer_inside_a_running_loop_then_stops(gap_model, images):
     async def scenario() -> widgets.Explorer:
         explorer = widgets.Explorer(gap_model, images, NAMES)  # a running loop, as in a kernel
-        for _ in range(400):
-            await asyncio.sleep(0.05)
-            if not explorer._prefetch_pending:
-                break
+        await explorer.wait(60)
         return explorer
 
     explorer = asyncio.run(scenario())
     from camtutor.methods import REGISTRY
 
-    fast = {m for m in widgets.METHOD_LABELS if m != "cam" and not REGISTRY[m].extra_passes}
+    fast = {m for m in widgets.explorer_methods() if not REGISTRY[m].gap_layer and not REGISTRY[m].extra_passes}
     shown_layer = explorer.layer_slider.value
-    assert set(explorer._cache) == ({(layer, "gradcam") for layer in explorer.layers}
+    assert explorer.cached() == ({(layer, "gradcam") for layer in explorer.layers}
                                     | {(shown_layer, m) for m in fast})  # never Score-CAM or Ablation-CAM
     calls = explorer.compute_calls
     explorer.layer_slider.value = explorer.layers[0]
     assert explorer.compute_calls == calls and explorer.state().layer == explorer.layers[0]
-    assert not widgets.Explorer(gap_model, images, NAMES)._prefetch_pending  # no loop, no prefetch
+    assert not widgets.Explorer(gap_model, images, NAMES).pending  # no loop, no prefetch
 
 
 def _trace_count(model) -> int:
@@ -198,7 +195,7 @@ def test_after_construction_every_layer_of_every_one_pass_method_needs_no_tracin
     assert traces == 1 and set(explain_module.explainer(model)._functions) == {
         ("layers", tuple(explain_module.find_layer(model, n) for n in explorer.layers), "logit")}
     monkeypatch.setattr(keras.Model, "__call__", _forbidden)
-    one_pass = [m for m in widgets.METHOD_LABELS if not REGISTRY[m].extra_passes]
+    one_pass = [m for m in widgets.explorer_methods() if not REGISTRY[m].extra_passes]
     for method in one_pass:
         explorer.method_buttons.value = method
         for layer in ([explorer.cam_layer] if method == "cam" else explorer.layers):
@@ -216,7 +213,7 @@ def test_after_construction_every_layer_of_every_one_pass_method_needs_no_tracin
 
 def test_a_model_too_large_for_one_pass_is_explored_one_layer_at_a_time(gap_model, images, monkeypatch):
     monkeypatch.setattr(explain_module, "LAYER_PASS_VALUES", 10)
-    calls = _counting(monkeypatch, "grad_cam_all_classes")
+    calls = _counting(monkeypatch, "heatmap_all_classes")
     explorer = widgets.Explorer(gap_model, images, NAMES)
     explorer.layer_slider.value = explorer.layers[0]
     assert calls == [explorer.layers[-1], explorer.layers[0]] and explorer._pass is False
@@ -244,7 +241,7 @@ def test_in_a_kernel_a_slow_method_computes_in_the_background_and_never_blocks_a
         assert explorer.map_panel.value == b"" and explorer.image_panel.value != b""
         explorer.class_dropdown.value = 2  # served while Score-CAM computes: no computation, no wait
         explorer.image_slider.value = 1
-        assert explorer.state() is None and len(explorer._computing) == 1
+        assert explorer.state() is None and explorer.pending
         release.set()
         for _ in range(600):
             await asyncio.sleep(0.05)
@@ -256,7 +253,7 @@ def test_in_a_kernel_a_slow_method_computes_in_the_background_and_never_blocks_a
     state = explorer.state()
     assert (state.method, state.class_index, state.image_index) == ("scorecam", 2, 1)
     np.testing.assert_allclose(state.raw_map, reference(gap_model, images, state), atol=1e-5)
-    assert "computing" not in explorer.note.value and not explorer._computing
+    assert "computing" not in explorer.note.value and not explorer.pending
 
 
 def test_cam_pins_the_layer_to_the_gap_input(explorer):
@@ -403,11 +400,12 @@ def test_static_figure_has_one_row_per_class_and_one_column_per_layer(explorer):
 # --------------------------------------------------------------------------- notebook 06's exercise
 def test_exercise_reference_passes_and_matches_the_explorers_indexing():
     from camtutor.exercises import explorer as ex
+    from labs.solutions import explorer as ref
 
-    assert ex.predicted_maps.evaluate(ex.reference_predicted_maps)[0]
+    assert ex.predicted_maps.evaluate(ref.my_predicted_maps)[0]
     maps = np.arange(2 * 3 * 2 * 2, dtype=np.float32).reshape(2, 3, 2, 2)
     probabilities = np.array([[0.1, 0.7, 0.2], [0.6, 0.3, 0.1]])
-    np.testing.assert_array_equal(ex.reference_predicted_maps(maps, probabilities), maps[[0, 1], [1, 0]])
+    np.testing.assert_array_equal(ref.my_predicted_maps(maps, probabilities), maps[[0, 1], [1, 0]])
 
 
 @pytest.mark.parametrize(

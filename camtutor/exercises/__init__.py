@@ -8,7 +8,10 @@ objects. A student writes a function, then::
     ex.gap.hint()             # the next hint, one more per call
     ex.gap.solution()         # the reference solution, only when asked
 
-The reference solutions are ordinary functions, tested in tests/.
+The checkers compare with camtutor's own functions or with expected answers written out. The reference
+solutions are not in the package: they are in the course repository's ``labs/solutions/`` (one module per
+module here), which ``.solution()`` reads when the repository is at hand (a clone, Binder), and which
+``python -m tools.labs release`` puts into the instructor notebooks and the autograder of a graded lab.
 """
 
 from camtutor.exercises._framework import Exercise, Feedback

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import inspect
-import textwrap
+import ast
+import os
+from pathlib import Path
 from typing import Callable, Sequence
+
+#: Where the reference solutions are, relative to the course repository (not part of the installed package).
+SOLUTIONS = "labs/solutions"
+REPOSITORY = "https://github.com/camtutor/camtutor"
 
 
 class Feedback(Exception):
@@ -20,8 +25,11 @@ class Exercise:
             AssertionError) with a friendly message when the answer is wrong,
             and returns normally when it is right.
         hints: shown one at a time, in order, by :meth:`hint`.
-        solution: the reference implementation; its source is shown by
-            :meth:`solution` and it must pass ``checker`` (tested).
+        solution: where the reference solution is, ``"module.function"`` in the
+            course repository's ``labs/solutions/`` (e.g. ``"gap_cam.my_peak"``).
+            It is not in the installed package (graded labs, ``python -m
+            tools.labs``); :meth:`solution` prints it when the repository is
+            at hand (a clone, Binder). It must pass ``checker`` (tested).
         success: extra sentence printed when the answer is right.
     """
 
@@ -30,13 +38,13 @@ class Exercise:
         title: str,
         checker: Callable[[object], None],
         hints: Sequence[str],
-        solution: Callable,
+        solution: str,
         success: str = "",
     ) -> None:
         self.title = title
         self.checker = checker
         self.hints = list(hints)
-        self.reference = solution
+        self.module, _, self.function = solution.partition(".")
         self.success = success
         self._hints_shown = 0
 
@@ -71,14 +79,54 @@ class Exercise:
             print("No more hints. Call .solution() to see one correct answer.")
 
     def solution(self) -> None:
-        """Print the reference solution's source code, unless ``CAMTUTOR_HIDE_SOLUTIONS`` is set (graded labs)."""
-        import os
+        """Print the reference solution, read from the course repository's ``labs/solutions/``.
 
+        Nothing is printed but a notice when ``CAMTUTOR_HIDE_SOLUTIONS`` is set (graded labs), or when the
+        repository is not at hand (the installed package holds no solutions): the notice says where they are.
+        """
         if os.environ.get("CAMTUTOR_HIDE_SOLUTIONS", "").strip() not in ("", "0"):
             print(f"{self.title}: solutions are hidden in this lab (CAMTUTOR_HIDE_SOLUTIONS is set). "
                   "Use .hint() and .check(), or ask your instructor.")
             return
-        print(textwrap.dedent(inspect.getsource(self.reference)))
+        where = f"{SOLUTIONS}/{self.module}.py"
+        source = solution_source(self.module, self.function)
+        if source is None:
+            print(f"{self.title}: the solutions are not part of the installed camtutor package. They are in the "
+                  f"course repository, {where} (function {self.function}): open it in a clone or on Binder, "
+                  f"or at {REPOSITORY}/blob/main/{where}. In a graded lab, ask your instructor.")
+            return
+        print(source)
 
     def __repr__(self) -> str:
         return f"<Exercise {self.title!r}: .check(answer), .hint(), .solution()>"
+
+
+def labs_folder() -> Path | None:
+    """The course repository's ``labs/`` folder, or None when it is not at hand.
+
+    Looked for in ``CAMTUTOR_LABS`` (a path), beside the ``camtutor`` package (an editable install from a
+    clone), then in the working directory and its parents (a notebook in a clone's ``notebooks/``, Binder).
+    """
+    import camtutor
+
+    candidates = [Path(os.environ["CAMTUTOR_LABS"])] if os.environ.get("CAMTUTOR_LABS") else []
+    candidates.append(Path(camtutor.__file__).resolve().parent.parent / "labs")
+    here = Path.cwd()
+    candidates += [folder / "labs" for folder in (here, *list(here.parents)[:3])]
+    for folder in candidates:
+        if (folder / "solutions").is_dir():
+            return folder
+    return None
+
+
+def solution_source(module: str, function: str) -> str | None:
+    """Source of ``function`` in ``labs/solutions/<module>.py``, or None when the repository is not at hand."""
+    folder = labs_folder()
+    path = folder / "solutions" / f"{module}.py" if folder is not None else None
+    if path is None or not path.is_file():
+        return None
+    text = path.read_text(encoding="utf-8")
+    for node in ast.parse(text).body:
+        if isinstance(node, ast.FunctionDef) and node.name == function:
+            return "\n".join(text.split("\n")[node.lineno - 1:node.end_lineno])
+    return None

@@ -24,17 +24,7 @@ import numpy as np
 
 from camtutor.exercises._framework import Exercise, Feedback
 
-__all__ = ["xgradcam", "reference_xgradcam_weights"]
-
-
-def reference_xgradcam_weights(A, G):
-    """XGrad-CAM weights: (B, h, w, K) activations and gradients -> (B, 1, 1, K); 0 where sum_ij A = 0."""
-    import numpy as np
-
-    A, G = np.asarray(A, dtype=np.float64), np.asarray(G, dtype=np.float64)
-    total = A.sum(axis=(1, 2), keepdims=True)                         # (B, 1, 1, K): sum over cells
-    weighted = (A * G).sum(axis=(1, 2), keepdims=True)                # sum_ij A_ij G_ij
-    return np.divide(weighted, total, out=np.zeros_like(total), where=total != 0)
+__all__ = ["xgradcam"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -44,7 +34,9 @@ def _case():
     A[0, :, :, 2] = 0.0                                     # a channel that never fired
     A[2, :, :, 5] = 0.0
     G = rng.normal(size=A.shape)
-    return A, G, reference_xgradcam_weights(A, G)
+    from camtutor.maths import xgrad_cam_weights   # the reference solution is in the repository's labs/solutions
+
+    return A, G, np.asarray(xgrad_cam_weights(A, G), dtype=np.float64)
 
 
 def _mistakes(A, G):
@@ -96,6 +88,6 @@ xgradcam = Exercise(
         "Divide the first sum by the second. What happens for a channel whose activations are all 0?",
         "np.divide(a, b, out=np.zeros_like(b), where=b != 0) divides only where b is not 0 and leaves 0 elsewhere.",
     ],
-    solution=reference_xgradcam_weights,
+    solution="family.my_xgradcam_weights",
     success="Your weights match camtutor.maths.xgrad_cam_weights: XGrad-CAM is ct.heatmap(..., method='xgradcam').",
 )

@@ -9,7 +9,7 @@
     ex.box.check(my_box)        # 02: the CAM paper's 20 % threshold box
 
 Each checker runs the student's function on small seeded random arrays (non-square, so a
-wrong axis shows) and compares with the reference solution below; typical mistakes get a
+wrong axis shows) and compares with camtutor's own functions; typical mistakes get a
 message that names them.
 """
 
@@ -22,45 +22,36 @@ import numpy as np
 
 from camtutor.exercises._framework import Exercise, Feedback
 
-__all__ = ["peak", "gap", "cam", "box", "reference_peak", "reference_gap", "reference_cam", "reference_box"]
+__all__ = ["peak", "gap", "cam", "box"]
 
 
-# --------------------------------------------------------------------------- reference solutions
-def reference_peak(heatmap, image_size):
-    """(x, y) image pixel at the centre of the largest cell of a 2-D map (h, w), for a square image of side image_size."""
-    import numpy as np
+# --------------------------------------------------------------------------- what the checkers compare with
+# The library's own functions (the reference solutions are in the course repository's labs/solutions/gap_cam.py,
+# not in the package).
+def _expected_peak(heatmap: np.ndarray, image_size: int) -> tuple[int, int]:
+    from camtutor.localize import peak as library_peak
 
-    heatmap = np.asarray(heatmap)
-    row, col = np.unravel_index(np.argmax(heatmap), heatmap.shape)
-    cell_height, cell_width = image_size / heatmap.shape[0], image_size / heatmap.shape[1]
-    return (int((col + 0.5) * cell_width), int((row + 0.5) * cell_height))
+    return library_peak(heatmap, (image_size, image_size))
 
 
-def reference_gap(feature_maps):
-    """Global average pooling: (B, H, W, K) -> (B, K), the mean over the H x W cells of each channel."""
-    import numpy as np
+def _expected_gap(feature_maps: np.ndarray) -> np.ndarray:
+    from camtutor.maths import global_average_pooling
 
-    return np.asarray(feature_maps).mean(axis=(1, 2))
-
-
-def reference_cam(feature_maps, dense_kernel, class_index):
-    """CAM of one class: M_c(x, y) = sum_k w_kc * f_k(x, y).
-
-    feature_maps (B, h, w, K), dense_kernel (K, C), class_index an int -> maps (B, h, w).
-    """
-    import numpy as np
-
-    weights = np.asarray(dense_kernel)[:, class_index]  # (K,): one weight per feature map
-    return np.asarray(feature_maps) @ weights  # sum over the last axis K
+    return np.asarray(global_average_pooling(feature_maps), dtype=np.float64)
 
 
-def reference_box(heatmap, fraction=0.2):
-    """Bounding box (x0, y0, x1, y1), x1 and y1 exclusive, of the cells >= fraction * max of a 2-D map."""
-    import numpy as np
+def _expected_cam(feature_maps: np.ndarray, dense_kernel: np.ndarray, class_index: int) -> np.ndarray:
+    from camtutor.maths import cam_weights, weighted_channel_sum
 
-    heatmap = np.asarray(heatmap)
-    rows, cols = np.nonzero(heatmap >= fraction * heatmap.max())
-    return (int(cols.min()), int(rows.min()), int(cols.max()) + 1, int(rows.max()) + 1)
+    classes = np.full(len(feature_maps), class_index)
+    return np.asarray(weighted_channel_sum(feature_maps, cam_weights(dense_kernel, classes)), dtype=np.float64)
+
+
+def _expected_box(heatmap: np.ndarray, fraction: float = 0.2) -> tuple[int, int, int, int]:
+    """The box of camtutor.box_from_map: the checker's maps have one blob, where it keeps every cell above the cut."""
+    from camtutor.localize import box_from_map
+
+    return box_from_map(heatmap, fraction)
 
 
 # --------------------------------------------------------------------------- helpers for checkers
@@ -104,7 +95,7 @@ def _check_peak(student: Callable) -> None:
     rng = np.random.default_rng(10)
     for (height, width), image_size in (((16, 16), 64), ((8, 8), 64), ((4, 8), 224), ((16, 16), 1024)):
         heat = rng.normal(size=(height, width)).astype(np.float32)
-        expected = reference_peak(heat, image_size)
+        expected = _expected_peak(heat, image_size)
         got = _integers(student(heat.copy(), image_size), "(x, y)")
         if got == expected:
             continue
@@ -126,7 +117,7 @@ peak = Exercise(
         "One cell of an (h, w) map covers image_size / h pixels vertically and image_size / w horizontally.",
         "x = int((column + 0.5) * image_size / w), y = int((row + 0.5) * image_size / h).",
     ],
-    solution=reference_peak,
+    solution="gap_cam.my_peak",
     success="camtutor.peak(heatmap, size) does the same.",
 )
 
@@ -161,7 +152,7 @@ def _gap_examples():
 # --------------------------------------------------------------------------- GAP
 def _check_gap(student: Callable) -> None:
     for shape, maps in _gap_examples():
-        expected = reference_gap(maps)
+        expected = _expected_gap(maps)
         got = _as_array(student(maps.copy()), "an array of shape (B, K)")
         batch, height, width, channels = shape
         if got.shape != expected.shape:
@@ -196,7 +187,7 @@ gap = Exercise(
         "numpy's `mean` accepts a tuple of axes: `x.mean(axis=(..., ...))`. Which axes are H and W?",
         "`np.asarray(feature_maps).mean(axis=(1, 2))`.",
     ],
-    solution=reference_gap,
+    solution="gap_cam.my_gap",
     success="That is exactly what keras.layers.GlobalAveragePooling2D computes.",
 )
 
@@ -215,7 +206,7 @@ def _cam_examples():
 def _check_cam(student: Callable) -> None:
     for shape, maps, kernel in _cam_examples():
         for class_index in range(kernel.shape[1]):
-            expected = reference_cam(maps, kernel, class_index)
+            expected = _expected_cam(maps, kernel, class_index)
             got = _as_array(student(maps.copy(), kernel.copy(), class_index), "an array of shape (B, h, w)")
             if got.shape != expected.shape:
                 raise Feedback(
@@ -250,7 +241,7 @@ cam = Exercise(
         "Broadcasting `feature_maps * weights` multiplies along the last axis; then sum over it.",
         "`(feature_maps * dense_kernel[:, class_index]).sum(axis=-1)`, or the matrix product `feature_maps @ dense_kernel[:, class_index]`.",
     ],
-    solution=reference_cam,
+    solution="gap_cam.my_cam",
     success="Summing over K before pooling is the same as pooling before the Dense layer: that is why CAM is exact.",
 )
 
@@ -269,7 +260,7 @@ def _blob(seed: int, height: int, width: int) -> np.ndarray:
 def _check_box(student: Callable) -> None:
     for seed, (height, width) in ((7, (16, 16)), (8, (12, 20)), (9, (24, 10))):
         heat = _blob(seed, height, width)
-        expected = reference_box(heat)
+        expected = _expected_box(heat)
         got = _integers(student(heat.copy()), "(x0, y0, x1, y1)")
         if got == expected:
             continue
@@ -279,7 +270,7 @@ def _check_box(student: Callable) -> None:
         if got == (x0, y0, x1 - 1, y1 - 1):
             raise Feedback("almost: x1 and y1 are exclusive (one past the last cell), like Python slices.")
         for wrong in (0.5, 0.0):
-            if got == reference_box(heat, wrong):
+            if got == _expected_box(heat, wrong):
                 raise Feedback(f"your box matches a threshold of {wrong} x max; the CAM paper keeps cells >= 0.2 x max.")
         raise Feedback(f"for a {height}x{width} map the box should be {expected}, yours is {got}.")
 
@@ -292,6 +283,6 @@ box = Exercise(
         "`rows, cols = np.nonzero(mask)` gives the coordinates of the kept cells. x is the column, y the row.",
         "The box is (cols.min(), rows.min(), cols.max() + 1, rows.max() + 1).",
     ],
-    solution=reference_box,
+    solution="gap_cam.my_box",
     success="camtutor.box_from_map also keeps only the largest connected region, as the paper does.",
 )

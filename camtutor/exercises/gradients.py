@@ -10,7 +10,7 @@ Usage in a notebook::
 
 Each checker calls the student's function on small seeded random arrays
 shaped like a real model's feature maps (ReLU activations, signed gradients)
-and compares it with the reference solution below, naming the likely mistake.
+and compares it with camtutor's own functions, naming the likely mistake.
 """
 
 from __future__ import annotations
@@ -22,46 +22,36 @@ import numpy as np
 
 from camtutor.exercises._framework import Exercise, Feedback
 
-__all__ = [
-    "target",
-    "contrast",
-    "weights",
-    "grad_cam",
-    "reference_target",
-    "reference_contrast",
-    "reference_weights",
-    "reference_grad_cam",
-]
+__all__ = ["target", "contrast", "weights", "grad_cam"]
 
 
-# --------------------------------------------------------------------------- reference solutions
-def reference_target(scores, class_indices):
-    """One-hot masking: scores (B, C), class_indices (B,) -> (B,) with y[b] = scores[b, class_indices[b]]."""
-    scores = np.asarray(scores, dtype=np.float32)
-    one_hot = np.eye(scores.shape[1], dtype=np.float32)[np.asarray(class_indices)]  # (B, C)
-    return np.sum(scores * one_hot, axis=1)
+# --------------------------------------------------------------------------- what the checkers compare with
+# camtutor's own functions (the reference solutions are in the course repository's labs/solutions/gradients.py,
+# not in the package).
+def _expected_target(scores: np.ndarray, class_indices: np.ndarray) -> np.ndarray:
+    from camtutor.targets import class_score
+
+    return np.asarray(class_score(scores, class_indices))
 
 
-def reference_contrast(a, b):
-    """A target "evidence for class a rather than class b": returns scores (B, C) -> (B,) = s_a - s_b."""
+def _expected_contrast(a: int, b: int) -> Callable:
+    import tensorflow as tf
 
-    def target(scores):
-        return scores[:, a] - scores[:, b]
+    from camtutor.targets import contrast as library_contrast
 
-    return target
-
-
-def reference_weights(gradients):
-    """Grad-CAM weights: the spatial mean of the gradients, (B, H, W, K) -> (B, K) (Selvaraju et al. Eq. 1)."""
-    return np.mean(np.asarray(gradients, dtype=np.float32), axis=(1, 2))
+    return lambda scores: np.asarray(library_contrast(a, b)(tf.constant(scores)))
 
 
-def reference_grad_cam(activations, gradients):
-    """Grad-CAM: ReLU(sum_k alpha_k A_k) with alpha_k the gradients' spatial mean: (B, H, W, K) -> (B, H, W)."""
-    activations = np.asarray(activations, dtype=np.float32)
-    alpha = np.mean(np.asarray(gradients, dtype=np.float32), axis=(1, 2))  # (B, K)
-    maps = np.einsum("bhwk,bk->bhw", activations, alpha)
-    return np.maximum(maps, 0.0)
+def _expected_weights(gradients: np.ndarray) -> np.ndarray:
+    from camtutor.maths import mean_gradient_weights
+
+    return mean_gradient_weights(gradients, gradients)[:, 0, 0, :]
+
+
+def _expected_grad_cam(activations: np.ndarray, gradients: np.ndarray) -> np.ndarray:
+    from camtutor.maths import mean_gradient_weights, relu, weighted_channel_sum
+
+    return relu(weighted_channel_sum(activations, mean_gradient_weights(activations, gradients)))
 
 
 # --------------------------------------------------------------------------- test arrays
@@ -135,7 +125,7 @@ def _check_target(my_target: Callable) -> None:
     for seed in (0, 1):
         scores, labels = _scores(seed)
         got = _result(my_target, scores, labels)
-        expected = reference_target(scores, labels)
+        expected = _expected_target(scores, labels)
         batch, classes = scores.shape
         if got.shape == scores.shape:
             raise Feedback(
@@ -166,7 +156,7 @@ def _check_contrast(my_contrast: Callable) -> None:
             raise Feedback(f"my_contrast(a, b) should return a function scores -> (B,), got {type(target).__name__}.")
         got = _result(target, scores)
         _check_shape(got, (scores.shape[0],), "the target (one score per image)")
-        expected = reference_contrast(a, b)(scores)
+        expected = _expected_contrast(a, b)(scores)
         if _close(got, expected):
             continue
         if _close(got, -expected):
@@ -181,7 +171,7 @@ def _check_weights(my_weights: Callable) -> None:
         _, gradients = activations_and_gradients
         batch, height, width, channels = gradients.shape
         got = _result(my_weights, gradients)
-        expected = reference_weights(gradients)
+        expected = _expected_weights(gradients)
         if got.shape == (batch, height, width):
             raise Feedback(
                 "your weights have shape (B, H, W): you averaged over the channel axis. "
@@ -209,7 +199,7 @@ def _check_grad_cam(my_grad_cam: Callable) -> None:
     for activations, gradients in _test_cases():
         batch, height, width, _ = activations.shape
         got = _result(my_grad_cam, activations, gradients)
-        expected = reference_grad_cam(activations, gradients)
+        expected = _expected_grad_cam(activations, gradients)
         raw = np.einsum("bhwk,bk->bhw", activations, gradients.mean(axis=(1, 2)))
         _check_shape(got, (batch, height, width), "the map")
         if _close(got, expected):
@@ -240,7 +230,7 @@ target = Exercise(
         "Build the one-hot rows with np.eye(C)[class_indices] (or tf.one_hot): shape (B, C).",
         "Multiply scores by the one-hot rows (elementwise), then sum over axis=1.",
     ],
-    solution=reference_target,
+    solution="gradients.my_target",
     success="This is ct.class_score: the scalar per image whose gradient Grad-CAM follows.",
 )
 
@@ -251,7 +241,7 @@ contrast = Exercise(
         "my_contrast(a, b) returns a new function; define it inside with `def target(scores): ...`.",
         "Inside, return scores[:, a] - scores[:, b] (one value per image).",
     ],
-    solution=reference_contrast,
+    solution="gradients.my_contrast",
     success="This is ct.contrast(a, b).",
 )
 
@@ -262,7 +252,7 @@ weights = Exercise(
         "The gradients have shape (B, H, W, K); you want one number per image and channel, (B, K).",
         "Average over the two spatial axes: np.mean(gradients, axis=(1, 2)).",
     ],
-    solution=reference_weights,
+    solution="gradients.my_weights",
     success="These alpha_k^c are Selvaraju et al.'s Eq. 1, ct.mean_gradient_weights.",
 )
 
@@ -274,6 +264,6 @@ grad_cam = Exercise(
         "Then the weighted sum over channels: np.einsum('bhwk,bk->bhw', activations, alpha).",
         "Finally keep only the positive evidence: np.maximum(map, 0).",
     ],
-    solution=reference_grad_cam,
+    solution="gradients.my_grad_cam",
     success="That is Selvaraju et al.'s Eq. 2, what ct.grad_cam computes in one compiled pass.",
 )

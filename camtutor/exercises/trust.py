@@ -27,34 +27,19 @@ import numpy as np
 
 from camtutor.exercises._framework import Exercise, Feedback
 
-__all__ = ["pointing_game", "reference_pointing_game", "spearman", "reference_spearman"]
-
-
-def reference_pointing_game(maps, masks):
-    """The pointing game without tolerance: (B, h, w) maps, (B, H, W) bool masks -> (B,) bool hits."""
-    import numpy as np
-    from camtutor.metrics import resize_maps
-
-    masks = np.asarray(masks, dtype=bool)
-    big = resize_maps(np.asarray(maps, dtype=np.float32), masks.shape[1:])     # (B, H, W)
-    flat = big.reshape(len(big), -1)
-    peak = flat.argmax(axis=1)                                                  # first maximum, row-major
-    rows, cols = np.unravel_index(peak, masks.shape[1:])                        # (row = y, col = x)
-    hits = masks[np.arange(len(masks)), rows, cols]
-    constant = flat.max(axis=1) == flat.min(axis=1)                             # points nowhere
-    return hits & ~constant
+__all__ = ["pointing_game", "spearman"]
 
 
 # --------------------------------------------------------------------------- typical mistakes, for feedback
 def _variant(maps, masks, *, swap=False, resize=True, constant_is_miss=True):
-    """The reference with one typical mistake switched on."""
+    """metrics.pointing_game with one typical mistake switched on."""
     from camtutor.metrics import resize_maps
 
     big = resize_maps(np.asarray(maps, dtype=np.float32), masks.shape[1:]) if resize else np.asarray(maps)
-    flat = big.reshape(len(big), -1)
-    rows, cols = np.unravel_index(flat.argmax(axis=1), big.shape[1:])
+    pixels = big.reshape(big.shape[0], -1)
+    rows, cols = np.unravel_index(pixels.argmax(axis=1), big.shape[1:])
     hits = masks[np.arange(len(masks)), cols, rows] if swap else masks[np.arange(len(masks)), rows, cols]
-    return hits & (flat.max(axis=1) > flat.min(axis=1)) if constant_is_miss else hits
+    return hits & (pixels.max(axis=1) > pixels.min(axis=1)) if constant_is_miss else hits
 
 
 _MISTAKES = (
@@ -126,24 +111,12 @@ pointing_game = Exercise(
         "it into (row, column). Index the masks with an image index, a row and a column at once.",
         "One image in the checker has a constant map. Where is its argmax, and should that count as pointing?",
     ],
-    solution=reference_pointing_game,
+    solution="trust.my_pointing_game",
     success="Your pointing game gives the same hits as camtutor.metrics.pointing_game (with tolerance=0).",
 )
 
 
 # --------------------------------------------------------------------------- notebook 10: Spearman
-def reference_spearman(maps_a, maps_b):
-    """Spearman rank correlation per image: (B, h, w) and (B, h, w) -> (B,) in [-1, 1], average ranks for ties."""
-    import numpy as np
-    from scipy.stats import rankdata
-
-    a = np.asarray(maps_a, dtype=np.float64).reshape(len(maps_a), -1)
-    b = np.asarray(maps_b, dtype=np.float64).reshape(len(maps_b), -1)
-    ra, rb = rankdata(a, axis=1), rankdata(b, axis=1)          # ranks within each image, ties averaged
-    ra, rb = ra - ra.mean(axis=1, keepdims=True), rb - rb.mean(axis=1, keepdims=True)
-    return (ra * rb).sum(axis=1) / np.sqrt((ra ** 2).sum(axis=1) * (rb ** 2).sum(axis=1))
-
-
 def _pearson(a, b):
     a, b = a - a.mean(axis=1, keepdims=True), b - b.mean(axis=1, keepdims=True)
     return (a * b).sum(axis=1) / np.sqrt((a ** 2).sum(axis=1) * (b ** 2).sum(axis=1))
@@ -194,6 +167,6 @@ spearman = Exercise(
         "scipy.stats.rankdata(x, axis=1) ranks every row on its own, and gives tied values their average rank.",
         "Pearson of two vectors: subtract each one's mean, then sum of products / sqrt(product of sums of squares).",
     ],
-    solution=reference_spearman,
+    solution="trust.my_spearman",
     success="Your Spearman matches metrics.similarity: a monotone change of a map (x -> x**3) keeps it at 1.",
 )

@@ -18,15 +18,14 @@ import numpy as np
 
 from camtutor.exercises._framework import Exercise, Feedback
 
-__all__ = ["mobilenet_input", "reference_to_mobilenet"]
+__all__ = ["mobilenet_input"]
 
 
-def reference_to_mobilenet(images):
-    """RGB float images in [0, 1], (B, H, W, 3) -> MobileNetV2's input in [-1, 1], as a new array."""
-    import numpy as np
+def _expected(images: np.ndarray) -> np.ndarray:
+    """What camtutor computes (the reference solution is in the course repository's labs/solutions/your_model.py)."""
+    from camtutor.loading import preprocess
 
-    pixels = np.asarray(images, dtype=np.float32) * 255.0  # a new array in 0..255
-    return pixels / 127.5 - 1.0  # what keras.applications.mobilenet_v2.preprocess_input computes
+    return preprocess(images, "mobilenet_v2")
 
 
 def _diagnose(result: np.ndarray, images: np.ndarray) -> str:
@@ -64,7 +63,7 @@ def _check(function) -> None:
         result = np.asarray(result, dtype=np.float64)
         if result.shape != images.shape:
             raise Feedback(f"expected the shape of the input {images.shape}, got {result.shape}.")
-        if not np.allclose(result, reference_to_mobilenet(images), atol=1e-4):
+        if not np.allclose(result, _expected(images), atol=1e-4):
             raise Feedback(_diagnose(result, images))
 
 
@@ -78,7 +77,7 @@ mobilenet_input = Exercise(
         "Either `return images * 2.0 - 1.0`, or `return preprocess_input(images * 255.0)` (the product is a new "
         "array, so your input is not modified).",
     ],
-    solution=reference_to_mobilenet,
+    solution="your_model.my_to_mobilenet",
     success="That is what camtutor.loading.preprocess(images, 'mobilenet_v2') and `camtutor explain "
     "--preprocess mobilenet_v2` compute.",
 )
