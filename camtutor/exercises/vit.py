@@ -21,16 +21,15 @@ import numpy as np
 
 from camtutor.exercises._framework import Exercise, Feedback
 
-__all__ = ["tokens_to_grid", "reference_tokens_to_grid"]
+__all__ = ["tokens_to_grid"]
 
 
-def reference_tokens_to_grid(tokens, grid, prefix):
-    """(B, T, D) tokens -> (B, h, w, D): drop the first ``prefix`` tokens, reshape the rest row-major."""
-    import numpy as np
-
+def _expected(tokens, grid, prefix):
+    """Cell (r, c) holds token ``prefix + r * w + c``, by index arithmetic (the reference solution, a
+    reshape, is in the course repository's labs/solutions/vit.py)."""
     h, w = grid
-    patches = np.asarray(tokens)[:, prefix:, :]           # (B, h * w, D)
-    return patches.reshape(len(patches), h, w, patches.shape[-1])
+    rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+    return tokens[:, prefix + rows * w + cols, :]
 
 
 # (batch, grid, prefix, dim): a ViT's 8x8 grid with a class token, non-square grids, no prefix, registers
@@ -57,7 +56,7 @@ def _check(function: Callable) -> None:
     rng = np.random.default_rng(13)
     for batch, grid, prefix, dim in _CASES:
         tokens = rng.normal(size=(batch, prefix + grid[0] * grid[1], dim)).astype(np.float32)
-        expected = reference_tokens_to_grid(tokens, grid, prefix)
+        expected = _expected(tokens, grid, prefix)
         result = function(tokens.copy(), grid, prefix)
         if result is None:
             raise Feedback("your function returned None: replace `return None` with your code, which returns "
@@ -87,6 +86,6 @@ tokens_to_grid = Exercise(
         "The patch tokens came from Reshape((h * w, D)) of a (B, h, w, D) map: reshape them back, "
         "patches.reshape(B, h, w, D).",
     ],
-    solution=reference_tokens_to_grid,
+    solution="vit.my_tokens_to_grid",
     success="Any CAM method can now work on the (B, h, w, D) grid, as on a convolutional feature map.",
 )
