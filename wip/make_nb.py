@@ -203,6 +203,8 @@ dead layer with the fix:
 code("""
 print("explainable layers end with:", ct.conv_layers(class_vit)[-3:])
 assert ct.conv_layers(class_vit)[-1] == "block2_norm1"
+ours = grad_cam_tokens(class_vit, x, c, "block2_norm1", prefix=1)
+assert np.allclose(ct.grad_cam(class_vit, x, c), ours, atol=1e-5 * ours.max())
 try:
     ct.grad_cam(class_vit, x, c, layer="block2_out")
 except ct.CamTutorError as error:
@@ -262,10 +264,10 @@ print(f"highest share: {best}; camtutor's default layer: {default}")
 """)
 md("""
 How to read it: pick the block with the highest share **whose interval lies above 0.5**; a share whose interval
-holds 0.5 is what a map that ignores the class scores, whatever its value. A share above 0.5 with a low `either`
-says only that the *few* peaks that land on an object favour the asked class, not that the map finds objects. If no block's interval is above 0.5,
-no block's Grad-CAM of this model tells the two classes apart on these images, and there is no "best block" to
-explain, only a least bad one. The default layer is chosen by wiring (the last one that reaches the score), not by
+holds 0.5 is what a map that ignores the class scores, whatever its value. A share above 0.5 with a low
+`either` says only that the *few* peaks that land on an object favour the asked class, not that the map finds
+objects. If no block's interval is above 0.5, no block's Grad-CAM of this model tells the two classes apart on
+these images, and there is no "best block" to explain, only a least bad one. The default layer is chosen by wiring (the last one that reaches the score), not by
 this measurement: the table is how you check it.
 
 ## 5. CNN against ViT, on the same images
@@ -303,8 +305,8 @@ separate them. The CNN's Grad-CAM is above every baseline, the strongest include
 the same way, and do not claim more than it says:
 
 - above deviation: its map finds the object better than the best map that ignores the model;
-- above random but not above deviation or centre: it finds the object, but no better than a map that knows
-  nothing of the model, so the pointing game is no evidence that it shows the model's reasons;
+- above random but not above deviation: it finds the object, but not better than a map that knows nothing
+  of the model, so the pointing game is no evidence that it shows the model's reasons;
 - not above random: its peak lands on the object **at chance**. That does not mean the model looks nowhere (it
   classifies accurately, first code cell): it means that this map, at this layer, does not show where the
   evidence is. Why it fails is a separate question, which this notebook does not settle (question 5).
@@ -326,8 +328,8 @@ for b in ("deviation", "centre"):
 md("""
 ## 6. Attention rollout: the transformer's own baseline
 
-A transformer offers a map that needs no gradient: its attention. One layer's attention is not an explanation,
-because after the first block every token already mixes many patches. **Attention rollout** (Abnar & Zuidema
+A transformer offers a map that needs no gradient: its attention. One layer's attention is not an explanation of
+the input, because after the first block every token already mixes many patches (Abnar & Zuidema's reason). **Attention rollout** (Abnar & Zuidema
 2020) follows the mixing through all the blocks: for each layer $l$, average the attention weights over the
 heads, $A_l$ (T×T, rows sum to 1); model the residual connection by adding the identity,
 $\\tilde A_l = (A_l + I)/2$; multiply through the layers, $R = \\tilde A_L \\cdots \\tilde A_1$. Row $i$ of $R$ says
@@ -364,7 +366,7 @@ print("rollout against", ", ".join(f"{b}: {v}" for b, v in verdicts["rollout"].i
 """)
 md("""
 That is what rollout can show: where the attention gathers the image into what the head reads, one map per
-image. What it cannot show is **which class**. Nothing in the formula names a class, so on two-object images it
+image (its pointing line says how often that is the object). What it cannot show is **which class**. Nothing in the formula names a class, so on two-object images it
 must draw the same map for both objects' rows, and its discrimination share is exactly 0.5, like any baseline:
 """)
 code("""
