@@ -5,9 +5,10 @@ Run from the repository root::
     python -m benchmarks.bench_vit            # writes benchmarks/results/vit.md and vit.json
     python -m benchmarks.bench_vit --quick    # 3 repeats; a temporary folder
 
-What is measured: the bundled ``shapes-vit`` (64x64 input, 8-px patches: a class token and an 8x8 grid of
-tokens, 2 blocks), 64 images, each image's predicted class, at the model's default layer (the last block's
-``norm1``, tokens (B, 65, D) explained on their 8x8 grid). Contenders run round-robin after a warm-up:
+What is measured: the bundled ``shapes-vit`` (64x64 input, 8-px patches: an 8x8 grid of tokens, 2 blocks),
+64 images, each image's predicted class, at the model's default layer (``ct.conv_layers(model)[-1]``, tokens
+explained on their 8x8 grid after the layer's prefix tokens, read from the model). Contenders run round-robin
+after a warm-up:
 
 * ``floor: forward``: one compiled ``tf.function``, images -> (that layer's tokens, logits);
 * ``floor: forward + backward to A``: the same with the gradient of the class logit with respect to the
@@ -42,9 +43,12 @@ def measure(repeats: int = 20, batch: int = 64, log=print) -> dict:
     import camtutor as ct
     from benchmarks.keras_example import logit_clone
 
+    from camtutor.feature_maps import layout_of
+
     model = ct.models.load("shapes-vit")
-    layer = "block2_norm1"
-    prefix, grid = 1, (8, 8)
+    layer = ct.conv_layers(model)[-1]   # the model's default layer (what ct.heatmap explains)
+    found = layout_of(model.get_layer(layer))
+    prefix, grid = found.prefix, found.grid
     images = ct.data.shapes(batch, seed=64).images
     classes = np.argmax(ct.class_probabilities(model, images), axis=-1).astype(np.int32)
     clone = logit_clone(model)
@@ -90,7 +94,7 @@ def write(result: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "vit.json").write_text(json.dumps(result, indent=2))
     lines = ["# Grad-CAM on a Vision Transformer", "",
-             f"`shapes-vit`, {result['batch']} images, layer `{result['layer']}` (tokens on an 8x8 grid), "
+             f"`shapes-vit`, {result['batch']} images, its default layer `{result['layer']}` (tokens on an 8x8 grid), "
              f"median of {result['repeats']} round-robin repeats.", "",
              "| contender | median ms |", "|---|---|"]
     lines += [f"| {name} | {1000 * s:.1f} |" for name, s in result["medians_s"].items()]
