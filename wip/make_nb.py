@@ -47,6 +47,7 @@ import numpy as np, matplotlib.pyplot as plt, keras, tensorflow as tf, camtutor 
 from camtutor import metrics, trust, rollout
 from camtutor.course import show_shared_scale
 %config InlineBackend.figure_formats = ["jpeg"]  # photo-like figures: a small notebook
+tf.get_logger().setLevel("ERROR")  # a TF warning on the bool attention mask
 
 cnn = ct.models.load("shapes")       # convolutions -> last_conv 16x16 -> GAP -> Dense
 vit = ct.models.load("shapes-vit")   # 8-px patches -> tokens -> attention -> head
@@ -68,8 +69,10 @@ classifiers.
 
 The ViT cuts the 64×64 image into an 8×8 grid of 8-px patches (`patch_embed`, a strided `Conv2D`), flattens the
 grid into 64 **tokens** (`patch_tokens`), may put a learned **class token** in front, and adds a position
-embedding (`position`). Each block then mixes the tokens with self-attention and transforms each token alone
-with an MLP. The head reads either the class token alone or the mean of the tokens; the list shows which:
+embedding (`position`). Each block then mixes the tokens with self-attention (with an `attention_window` layer,
+each patch attends only to its nearby patches: local attention) and transforms each token alone with an MLP.
+The head reads the class token alone, or pools all the tokens (their mean, or their per-channel maximum); the
+list shows which:
 """)
 code("""
 for layer in vit.layers[1:]:
@@ -77,8 +80,8 @@ for layer in vit.layers[1:]:
 T, D = vit.get_layer("position").output.shape[1:]
 h, w = vit.get_layer("patch_embed").output.shape[1:3]
 prefix = T - h * w                     # leading tokens that are not patches
-print(f"\\n{T} tokens = {prefix} non-patch + {h}x{w} patches; head:",
-      "class token" if prefix else "mean of the tokens")
+pooling = vit.layers[-2].name                # the layer the head's Dense reads
+print(f"\\n{T} tokens = {prefix} non-patch + {h}x{w} patches; head reads {pooling}")
 """)
 md("""
 A token layer (B, T, D) is not a feature map (B, h, w, K), but it holds one: drop the **prefix** (the class
@@ -213,8 +216,9 @@ else:
     raise AssertionError("block2_out should be refused")
 """)
 md("""
-A ViT whose head **averages** the tokens has no such pitfall: every token reaches the mean. The same test on
-the bundled model, at its last block's output, agrees with what camtutor lists for it:
+A ViT whose head **pools all the tokens** (their mean or maximum) has no such pitfall: the tokens after the last
+attention feed the pooling. The same test on the bundled model, at its last block's output, agrees with what
+camtutor lists for it:
 """)
 code("""
 out = [n.name for n in vit.layers if n.name.endswith("_out")][-1]
@@ -228,8 +232,8 @@ md("""
 ## 4. Which block to explain?
 
 A ViT has several token layers whose patch tokens reach the score: the embedded patches (`position`, before any
-attention), each block's input (`blockN_norm1`) and output (`blockN_out`), and, with a mean head, the final
-normalisation. On notebook 09's two-object images, score Grad-CAM at each with the **discrimination share**: of
+attention), each block's input (`blockN_norm1`) and output (`blockN_out`), and, with a head that pools all
+tokens, the final normalisation. On notebook 09's two-object images, score Grad-CAM at each with the **discrimination share**: of
 the map peaks that land on an object, the share on the object of the asked class (`trust.discrimination_scores`;
 exactly 0.5 for any class-blind map; intervals resample images). `either` says how often the peak lands on an
 object at all: the share is computed from those rows only, so a low `either` leaves a wide interval.
@@ -333,8 +337,10 @@ the input, because after the first block every token already mixes many patches 
 2020) follows the mixing through all the blocks: for each layer $l$, average the attention weights over the
 heads, $A_l$ (T×T, rows sum to 1); model the residual connection by adding the identity,
 $\\tilde A_l = (A_l + I)/2$; multiply through the layers, $R = \\tilde A_L \\cdots \\tilde A_1$. Row $i$ of $R$ says
-how much of each input token can reach token $i$ at the top. The map is the row the head reads (the class token;
-for a mean head, the mean of all rows) over the patch tokens, on the grid. `rollout.attention_matrices` reads the
+how much of each input token can reach token $i$ at the top. The map is the row the head reads (the class
+token's), or, for a head that pools all tokens, the mean of all rows, over the patch tokens, on the grid. For a
+max head the mean of the rows is only a stand-in: the maximum reads one token per channel, which the attention
+weights cannot tell. `rollout.attention_matrices` reads the
 attention weights of every `MultiHeadAttention` layer. By hand:
 """)
 code("""
@@ -343,7 +349,7 @@ def rollout_by_hand(att):
     R = np.eye(att[0].shape[-1])
     for a in att:                                     # first block first
         R = (a.mean(axis=1) + np.eye(R.shape[-1])) / 2 @ R  # heads averaged, + residual
-    read = R[:, :1] if prefix else R                  # the rows the head reads
+    read = R[:, :1] if prefix else R                  # class token's row, or all rows
     return read.mean(axis=1)[:, prefix:].reshape(-1, h, w), R
 
 att = rollout.attention_matrices(vit, one.images)   # per block: (B, heads, T, T)
@@ -450,8 +456,8 @@ md("""
 - **The class-token pitfall.** With a head on the class token, every patch token after the last attention has a
   gradient of exactly zero (everything after it works token by token, and the head crops the class token), so
   Grad-CAM there is a map of zeros for every image and class. Explain the last attention's input
-  (`blocks[-1].norm1`); camtutor does by default and refuses the dead layers, naming the fix. A mean head has no
-  such dead layers.
+  (`blocks[-1].norm1`); camtutor does by default and refuses the dead layers, naming the fix. A head that pools
+  all the tokens (mean or maximum, like the bundled model's) has no dead layers.
 - **Which block, and how good.** The block to explain is measured, not assumed: the discrimination share per
   block, against 0.5. The comparison with the CNN uses the same images, the same baselines and Wilson intervals
   as notebook 09; the verdicts above are computed from them. A map whose pointing rate is not above a random
