@@ -567,7 +567,7 @@ def run(
     cases: list[Case] = []
     rows: list[Row] = []
     if timings:
-        for name in models:
+        for name in (m for m in models if m != "shapes-vit"):  # shapes-vit: benchmarks.bench_vit, below
             log(f"{name}: building")
             if name == "shapes":
                 case = shapes_case(repeats_for(name))
@@ -588,6 +588,9 @@ def run(
     nb = measure_notebooks(log) if notebooks else None
     env = environment(threads, load_start)
     goals = targets(rows, nb) + (trust_metrics["targets"] if trust_metrics else [])
+    from benchmarks import bench_vit  # Grad-CAM on the bundled ViT (issue 19): writes vit.md, adds one target
+
+    goals += bench_vit.targets(models, quick=quick, repeats=repeats, out=out, log=log) if timings else []
     if trust_metrics:
         bench_metrics.write(trust_metrics, out, env)
     (out / "benchmark.md").write_text(markdown(rows, cases, nb, env, goals))
@@ -607,7 +610,7 @@ def run(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="batches 1-2, 2 repeats, MobileNetV2 alpha=0.35 at 96x96")
-    parser.add_argument("--models", default="shapes,mobilenetv2", help="comma-separated: shapes, mobilenetv2")
+    parser.add_argument("--models", default="shapes,mobilenetv2,shapes-vit", help="comma-separated: shapes, mobilenetv2, shapes-vit")
     parser.add_argument("--batches", default=None, help="comma-separated batch sizes (default 1,8,64)")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per contender (default: per model/batch)")
     parser.add_argument("--notebooks", action="store_true", help="also run each notebook under nbval: wall time, kernel peak RSS")

@@ -13,7 +13,10 @@ Bundled models (``load(name)``; re-create them with ``python -m camtutor.train N
 * ``"shapes-200"``: its same-data control, :func:`gap_classifier` trained the same way on the same 200 images
   with their *true* labels;
 * ``"faces"``: a frozen :func:`small_backbone` (a *nested* model) plus a GAP -> Dense head from
-  :func:`gap_head_on`, trained on :func:`camtutor.data.faces` -- the original CAM recipe.
+  :func:`gap_head_on`, trained on :func:`camtutor.data.faces` -- the original CAM recipe;
+* ``"shapes-vit"``: :func:`vit_classifier`, a small Vision Transformer (8-px patches, no class token,
+  pre-norm blocks of self-attention within a 3x3 window of patches, a head on the tokens' channel-wise
+  maximum) on shapes.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import keras
-from keras import layers
+import numpy as np
+from keras import layers, ops
 
 from camtutor.data import FACE_CLASSES, SHAPE_CLASSES
 from camtutor.errors import ModelError
@@ -38,6 +42,11 @@ __all__ = [
     "flat_classifier",
     "small_backbone",
     "gap_head_on",
+    "vit_classifier",
+    "ClassToken",
+    "PositionEmbedding",
+    "ImageCentring",
+    "LocalAttentionMask",
 ]
 
 #: Folder holding the bundled ``NAME.weights.h5`` files.
@@ -53,6 +62,9 @@ BUNDLED: dict[str, str] = {
     "labels; the label randomisation test's same-data control",
     "faces": "frozen nested conv backbone + GAP -> Dense head, face / not face, 64x64 RGB input; CAM + Grad-CAM; "
     "a teaching model from 25-px grey LFW crops: it calls many non-face photos 'face'",
+    "shapes-vit": "small Vision Transformer (circle / square / triangle), 64x64 RGB input, 8-px patches: "
+    "an 8x8 grid of 64 tokens (no class token), 2 blocks of 3x3-window self-attention, head on the tokens' "
+    "channel maximum; Grad-CAM on token layers (default final_norm)",
 }
 
 _CLASS_NAMES: dict[str, tuple[str, ...]] = {
@@ -61,6 +73,7 @@ _CLASS_NAMES: dict[str, tuple[str, ...]] = {
     "shapes-random-labels": SHAPE_CLASSES,
     "shapes-200": SHAPE_CLASSES,
     "faces": FACE_CLASSES,
+    "shapes-vit": SHAPE_CLASSES,
 }
 
 
@@ -73,7 +86,8 @@ def _check_name(name: object) -> str:
 
 
 def available() -> list[str]:
-    """Names of the bundled models, e.g. ``["shapes", "shapes-flat", "shapes-random-labels", "shapes-200", "faces"]``."""
+    """Names of the bundled models, e.g. ``["shapes", "shapes-flat", "shapes-random-labels", "shapes-200", "faces",
+    "shapes-vit"]``."""
     return list(BUNDLED)
 
 
@@ -95,6 +109,7 @@ def build(name: str) -> keras.Model:
         "shapes-random-labels": lambda: gap_classifier(len(SHAPE_CLASSES)),
         "shapes-200": lambda: gap_classifier(len(SHAPE_CLASSES)),
         "faces": lambda: gap_head_on(small_backbone(), len(FACE_CLASSES), freeze=True, name="faces_cam"),
+        "shapes-vit": lambda: vit_classifier(len(SHAPE_CLASSES), magnitude=True, kernel=16, head="max", window=1),
     }
     return builders[_check_name(name)]()
 
@@ -261,3 +276,193 @@ def gap_head_on(
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="predictions")(x)
     return keras.Model(inputs, outputs, name=name or f"{backbone.name}_gap")
+
+
+# --------------------------------------------------------------------------------------------
+# A small Vision Transformer
+# --------------------------------------------------------------------------------------------
+
+
+@keras.saving.register_keras_serializable(package="camtutor")
+class ImageCentring(layers.Layer):
+    """Subtract each image's mean colour: (B, H, W, C) -> (B, H, W, C), ``x - mean_(H, W) x`` per channel.
+
+    No weights. The shapes data put objects brighter *or* darker than a background of random hue; with the
+    background's colour removed, a patch embedding sees the object as a deviation from 0, and the small
+    ViT learns in a few epochs where it stays near chance without it.
+    """
+
+    def __init__(self, magnitude: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.magnitude = bool(magnitude)
+
+    def call(self, images):
+        centred = images - ops.mean(images, axis=(1, 2), keepdims=True)
+        return ops.concatenate([centred, ops.abs(centred)], axis=-1) if self.magnitude else centred
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], 2 * input_shape[-1] if self.magnitude else input_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "magnitude": self.magnitude}
+
+
+@keras.saving.register_keras_serializable(package="camtutor")
+class ClassToken(layers.Layer):
+    """Prepend one learned token to a sequence: (B, T, D) -> (B, 1 + T, D).
+
+    The token (initialised to zeros, as in Dosovitskiy et al. 2021) is the same for every image; the
+    head of :func:`vit_classifier` reads the class token's final state only.
+    """
+
+    def build(self, input_shape):
+        self.token = self.add_weight(shape=(1, 1, int(input_shape[-1])), initializer="zeros", name="token")
+
+    def call(self, tokens):
+        batch = ops.shape(tokens)[0]
+        token = ops.broadcast_to(ops.cast(self.token, tokens.dtype), (batch, 1, ops.shape(tokens)[-1]))
+        return ops.concatenate([token, tokens], axis=1)
+
+    def compute_output_shape(self, input_shape):
+        steps = None if input_shape[1] is None else input_shape[1] + 1
+        return (input_shape[0], steps, input_shape[2])
+
+
+@keras.saving.register_keras_serializable(package="camtutor")
+class PositionEmbedding(layers.Layer):
+    """Add a learned position embedding (1, T, D) to tokens (B, T, D) (shape unchanged)."""
+
+    def build(self, input_shape):
+        self.embedding = self.add_weight(
+            shape=(1, int(input_shape[1]), int(input_shape[2])),
+            initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+            name="embedding",
+        )
+
+    def call(self, tokens):
+        return tokens + ops.cast(self.embedding, tokens.dtype)
+
+
+@keras.saving.register_keras_serializable(package="camtutor")
+class LocalAttentionMask(layers.Layer):
+    """The attention mask of neighbourhood attention: tokens (B, T, D) -> a bool mask (B, T, T).
+
+    ``mask[b, i, j]`` is True where token i may attend to token j: both are patches of the ``grid`` (rows, cols)
+    at most ``radius`` patches apart in row and in column (a (2 radius + 1)^2 window), or either is one of
+    the ``prefix`` leading non-spatial tokens (a class token sees and is seen by every token). No weights;
+    passed as ``attention_mask`` to ``MultiHeadAttention``.
+    """
+
+    def __init__(self, grid: tuple[int, int], radius: int, prefix: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.grid, self.radius, self.prefix = (int(grid[0]), int(grid[1])), int(radius), int(prefix)
+        rows, cols = np.divmod(np.arange(self.grid[0] * self.grid[1]), self.grid[1])
+        near = (np.abs(rows[:, None] - rows[None]) <= self.radius) & (np.abs(cols[:, None] - cols[None]) <= self.radius)
+        allowed = np.ones((self.prefix + near.shape[0],) * 2, bool)
+        allowed[self.prefix:, self.prefix:] = near
+        self._allowed = allowed
+
+    def call(self, tokens):
+        allowed = ops.convert_to_tensor(self._allowed)
+        return ops.broadcast_to(allowed[None], (ops.shape(tokens)[0], *self._allowed.shape))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], *self._allowed.shape)
+
+    def get_config(self):
+        return {**super().get_config(), "grid": self.grid, "radius": self.radius, "prefix": self.prefix}
+
+
+def vit_classifier(
+    num_classes: int = 3,
+    *,
+    input_shape: tuple[int, int, int] = (64, 64, 3),
+    patch: int = 8,
+    dim: int = 32,
+    depth: int = 2,
+    heads: int = 2,
+    mlp: int = 64,
+    centre: bool = True,
+    magnitude: bool = False,
+    kernel: int | None = None,
+    head: str = "class",
+    window: int | None = None,
+) -> keras.Model:
+    """A small Vision Transformer (Dosovitskiy et al. 2021) in plain Keras; the head reads the class token
+    (``head="class"``, the default), the mean of the patch tokens (``"mean"``) or their per-channel maximum
+    (``"max"``).
+
+    Layers (64x64x3 input, 8-px patches, dim D=32, 2 heads, depth 2, ``head="class"``: an 8x8 grid,
+    T = 1 + 64 tokens; about 25k parameters)::
+
+        image          (B, 64, 64, 3)   RGB in [0, 1]
+        centre         (B, 64, 64, 3)   ImageCentring: minus the image's mean colour (if ``centre``;
+                                        6 channels with their magnitude if ``magnitude``)
+        patch_embed    (B, 8, 8, D)     Conv2D(D, 8, strides=8): one D-vector per 8x8 patch (``kernel`` > 8:
+                                        overlapping kernel x kernel windows, same 8x8 grid)
+        patch_tokens   (B, 64, D)       Reshape: row-major over the grid (token i = row i // 8, col i % 8)
+        class_token    (B, 65, D)       ClassToken: token 0 is the class token, tokens 1..64 the patches
+        position       (B, 65, D)       PositionEmbedding (learned)
+        attention_window (B, 65, 65)    LocalAttentionMask, only if ``window`` is set (see below)
+        blockN_norm1   (B, 65, D)       LayerNormalization            } N = 1..depth, pre-norm:
+        blockN_attention (B, 65, D)     MultiHeadAttention (self)     } x = x + attention(norm1(x))
+        blockN_add     (B, 65, D)       Add                           }
+        blockN_norm2   (B, 65, D)       LayerNormalization            } x = x + mlp(norm2(x))
+        blockN_mlp1    (B, 65, mlp)     Dense + GELU                  }
+        blockN_mlp2    (B, 65, D)       Dense                         }
+        blockN_out     (B, 65, D)       Add: the block's output       }
+        final_norm     (B, 65, D)       LayerNormalization
+        class_state    (B, 1, D)        Cropping1D: the class token only
+        class_vector   (B, D)           Reshape
+        predictions    (B, K)           Dense + softmax
+
+    ``head="class"``: the head reads the class token only, so the patch tokens after the last attention
+    (``blockN_add``, ``blockN_norm2``, ``blockN_mlp*``, ``blockN_out`` of the last N, and ``final_norm``) do
+    not reach the output: their gradient is exactly zero (the class-token pitfall). The last layer whose
+    patch tokens reach it is the last block's ``norm1`` (the keys and values of the last attention).
+
+    ``head="mean"`` / ``"max"``: no class token (T = 64); ``final_norm`` -> ``token_mean``
+    (GlobalAveragePooling1D, then Grad-CAM at ``final_norm`` equals CAM) or ``token_max``
+    (GlobalMaxPooling1D) (B, D) -> ``predictions``. Every token reaches the score at every layer.
+
+    ``window``: None (default) is global self-attention; an int r restricts each patch token's attention to
+    the patches at most r rows and r columns away (a (2r + 1)^2 neighbourhood, as in local-window ViTs);
+    a class token still sees and is seen by every token. Returned uncompiled.
+    """
+    input_shape = _check_input_shape(input_shape)
+    rows, cols = input_shape[0] // patch, input_shape[1] // patch
+    if rows * patch != input_shape[0] or cols * patch != input_shape[1]:
+        raise ModelError(f"input_shape {input_shape[:2]} is not a multiple of the patch size {patch}.")
+    if dim % heads:
+        raise ModelError(f"dim ({dim}) must be a multiple of heads ({heads}).")
+    if head not in ("class", "mean", "max"):
+        raise ModelError(f"head must be 'class' (read the class token) or 'mean' (average the patch tokens), "
+                         f"got {head!r}.")
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = ImageCentring(magnitude, name="centre")(inputs) if centre else inputs
+    size = patch if kernel is None else int(kernel)  # > patch: overlapping patches, same grid ("same" padding)
+    x = layers.Conv2D(dim, size, strides=patch, padding="valid" if size == patch else "same", name="patch_embed")(x)
+    x = layers.Reshape((rows * cols, dim), name="patch_tokens")(x)
+    if head == "class":
+        x = ClassToken(name="class_token")(x)
+    x = PositionEmbedding(name="position")(x)
+    mask = None if window is None else LocalAttentionMask(
+        (rows, cols), window, prefix=int(head == "class"), name="attention_window")(x)
+    for n in range(1, depth + 1):
+        h = layers.LayerNormalization(epsilon=1e-6, name=f"block{n}_norm1")(x)
+        h = layers.MultiHeadAttention(heads, dim // heads, name=f"block{n}_attention")(h, h, attention_mask=mask)
+        x = layers.Add(name=f"block{n}_add")([x, h])
+        h = layers.LayerNormalization(epsilon=1e-6, name=f"block{n}_norm2")(x)
+        h = layers.Dense(mlp, activation="gelu", name=f"block{n}_mlp1")(h)
+        h = layers.Dense(dim, name=f"block{n}_mlp2")(h)
+        x = layers.Add(name=f"block{n}_out")([x, h])
+    x = layers.LayerNormalization(epsilon=1e-6, name="final_norm")(x)
+    if head == "class":
+        x = layers.Cropping1D((0, rows * cols), name="class_state")(x)
+        x = layers.Reshape((dim,), name="class_vector")(x)
+    elif head == "max":
+        x = layers.GlobalMaxPooling1D(name="token_max")(x)
+    else:
+        x = layers.GlobalAveragePooling1D(name="token_mean")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+    return keras.Model(inputs, outputs, name="vit_classifier")

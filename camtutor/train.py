@@ -4,8 +4,9 @@ Command line::
 
     python -m camtutor.train NAME [--out DIR] [--epochs N] [--seed S]
 
-where NAME is ``shapes``, ``shapes-flat``, ``shapes-random-labels``, ``shapes-200``, ``faces`` or ``all``. It prints the
-held-out accuracy and writes ``DIR/NAME.weights.h5`` (default: the package's ``camtutor/weights`` folder).
+where NAME is ``shapes``, ``shapes-flat``, ``shapes-random-labels``, ``shapes-200``, ``faces``, ``shapes-vit`` or
+``all``. It prints the held-out accuracy and writes ``DIR/NAME.weights.h5`` (default: the package's
+``camtutor/weights`` folder).
 
 From Python / a notebook::
 
@@ -27,6 +28,10 @@ labels (accuracy >= 0.95) and is at chance (about 1/3) on fresh images.
 (``random_label_set()[2]``). The label randomisation test compares the shuffled-label model with a model
 trained on 6000 images; only this control tells how much of the difference comes from the labels and how
 much from seeing 30 times fewer images.
+
+``shapes-vit`` (:func:`camtutor.models.vit_classifier` with a token-max head and 3x3-window attention) is trained
+plainly (LayerNorm inside, no twin): AdamW with a warmed-up cosine learning rate, each epoch on fresh random
+mirror / colour-inverse views of ``shapes(n_train)`` (:func:`_vit_views`).
 
 Determinism: ``keras.utils.set_random_seed(seed)`` and
 ``tf.config.experimental.enable_op_determinism()``; the data come from seeded numpy generators; oneDNN's
@@ -66,10 +71,13 @@ DEFAULTS: dict[str, dict] = {
     "shapes-200": {"epochs": 100, "n_train": 200, "lr": 1e-3, "fine_tune_epochs": 20},
     # backbone: trained on faces with a temporary Flatten head; then the GAP head alone
     "faces": {"epochs": 40, "backbone_epochs": 30, "lr": 1e-2, "backbone_lr": 2e-3},
+    # the small Vision Transformer: n_train images plus mirror images, AdamW with a cosine schedule, batch 64
+    "shapes-vit": {"epochs": 8, "n_train": 6000, "lr": 2e-3, "weight_decay": 1e-4},
 }
 
-_VAL_SEED_OFFSET = 1000
-_FINE_TUNE_EPOCHS = 2  # plain shapes model, after folding the BatchNorm twin into it  # validation shapes use seed + 1000, never the training seed
+_VAL_SEED_OFFSET = 1000  # validation shapes use seed + 1000, never the training seed
+_VIEW_SEED_OFFSET = 70_000  # shapes-vit: the generator of each epoch's views (_vit_views)
+_FINE_TUNE_EPOCHS = 2  # plain shapes model, after folding the BatchNorm twin into it
 
 
 def _seed_everything(seed: int) -> None:
@@ -174,6 +182,45 @@ def _fit_folded(model, x, y, *, epochs: int, fine_tune_epochs: int, lr: float, v
     return model
 
 
+def _vit_views(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One epoch of ``shapes-vit`` training data: each image twice, as a random view and its opposite.
+
+    A view is the image or its mirror image, with its colours or their inverse ``1 - x``; both keep the data's
+    distribution (the classes are left-right symmetric; inversion swaps a brighter and a darker object and maps
+    the background's luma range 0.35-0.65 onto itself). The second copy of each image is the first one
+    mirrored and inverted, so every epoch sees both orientations and both polarities of every image.
+    """
+    mirror = rng.random(len(images)) < 0.5
+    invert = rng.random(len(images)) < 0.5
+    first = np.where(mirror[:, None, None, None], images[:, :, ::-1], images)
+    first = np.where(invert[:, None, None, None], 1.0 - first, first).astype(np.float32)
+    return np.concatenate([first, 1.0 - first[:, :, ::-1]]), np.concatenate([labels, labels])
+
+
+def _train_vit(*, epochs: int, n_train: int, lr: float, weight_decay: float, seed: int, verbose: int):
+    """The small Vision Transformer: plain training (LayerNorm inside, no twin needed) on ``shapes(n_train)``,
+    fresh random views each epoch (:func:`_vit_views`, 2 * n_train images); AdamW, learning rate warmed up over the
+    first epoch then cosine-decayed to 0, batch 64."""
+    import keras
+
+    from camtutor import models
+
+    train_set = _data.shapes(n_train, seed=seed)
+    val_set = _data.shapes(600, seed=seed + _VAL_SEED_OFFSET)
+    rng = np.random.default_rng(seed + _VIEW_SEED_OFFSET)
+    steps = -(-2 * n_train // 64)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        0.0, decay_steps=steps * max(epochs - 1, 1), warmup_target=lr, warmup_steps=steps)
+    model = models.build("shapes-vit")
+    model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=weight_decay),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    for epoch in range(epochs):
+        x, y = _vit_views(train_set.images, train_set.labels, rng)
+        model.fit(x, y, batch_size=64, initial_epoch=epoch, epochs=epoch + 1,
+                  validation_data=(val_set.images, val_set.labels), verbose=verbose)
+    return model, _accuracy(model, val_set.images, val_set.labels)
+
+
 def random_label_set(n_train: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The training set of ``shapes-random-labels``: ``(images, shuffled_labels, true_labels)``.
 
@@ -258,7 +305,8 @@ def train(
     """Train one bundled model from scratch.
 
     Args:
-        name: ``"shapes"``, ``"shapes-flat"``, ``"shapes-random-labels"``, ``"shapes-200"`` or ``"faces"``.
+        name: ``"shapes"``, ``"shapes-flat"``, ``"shapes-random-labels"``, ``"shapes-200"``, ``"faces"`` or
+            ``"shapes-vit"``.
         out_dir: folder to write ``NAME.weights.h5`` into; ``None`` = do not save.
         epochs: override the default number of epochs (for "faces": the head's epochs).
         seed: random seed (data split / initialisation / shuffling).
@@ -275,13 +323,16 @@ def train(
     cfg = dict(DEFAULTS[name])
     unknown = set(overrides) - set(cfg)
     if unknown:
-        raise ValueError(f"unknown settings {sorted(unknown)} for {name!r}; known: {sorted(cfg)}.")
+        raise ModelError(f"unknown settings {sorted(unknown)} for {name!r}; pass only these keyword settings: "
+                         f"{sorted(cfg)} (or epochs=, seed=, verbose=, out_dir=).")
     cfg.update(overrides)
     if epochs is not None:
         cfg["epochs"] = int(epochs)
     _seed_everything(seed)
     if name == "faces":
         model, acc = _train_faces(seed=seed, verbose=verbose, **cfg)
+    elif name == "shapes-vit":
+        model, acc = _train_vit(seed=seed, verbose=verbose, **cfg)
     elif name in ("shapes-random-labels", "shapes-200"):
         model, acc = _train_small_set(name, seed=seed, verbose=verbose, **cfg)
     else:

@@ -21,4 +21,5 @@ QUESTIONS: dict[str, tuple[tuple[str, str, str], ...]] = {
     "10": (("spearman", "trust", "my_spearman"),),
     "11": (("xgradcam", "family", "my_xgradcam_weights"),),
     "12": (("cells_that_see", "limits", "my_cells_that_see"),),
+    "13": (("tokens_to_grid", "vit", "my_tokens_to_grid"),),
 }

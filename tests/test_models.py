@@ -54,7 +54,7 @@ def test_gap_head_on_freezes_backbone():
 
 
 def test_registry():
-    assert models.available() == ["shapes", "shapes-flat", "shapes-random-labels", "shapes-200", "faces"]
+    assert models.available() == ["shapes", "shapes-flat", "shapes-random-labels", "shapes-200", "faces", "shapes-vit"]
     assert set(models.BUNDLED) == set(models.available())
     assert models.class_names("shapes") == ("circle", "square", "triangle")
     assert models.class_names("faces") == ("not face", "face")
