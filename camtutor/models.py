@@ -369,6 +369,9 @@ class LocalAttentionMask(layers.Layer):
     def compute_output_shape(self, input_shape):
         return (input_shape[0], *self._allowed.shape)
 
+    def compute_output_spec(self, tokens):
+        return keras.KerasTensor(self.compute_output_shape(tokens.shape), dtype="bool")  # what call returns
+
     def get_config(self):
         return {**super().get_config(), "grid": self.grid, "radius": self.radius, "prefix": self.prefix}
 

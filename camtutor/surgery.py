@@ -278,7 +278,7 @@ def traced(
         if replace is None or layout.needs_output:  # a replaced token layer still computes its class token
             computed = original(*args, **kwargs) if run_layer is None else run_layer(original, *args, **kwargs)
         maps = replace() if replace is not None else layout.to_maps(computed)  # A (B, h, w, K)
-        if tape is not None:
+        if tape is not None and maps.dtype.is_floating:  # a bool or int output (a mask) has no gradient
             tape.watch(maps)
         capture.tensors.append(maps)
         return maps if layout.identity else layout.from_maps(maps, computed)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import camtutor as ct
 from camtutor import data, models
 
 
@@ -133,3 +134,17 @@ def test_a_saved_vit_works_with_camtutor_explain(tmp_path, vit, fresh):
     out = tmp_path / "out"
     assert main(["explain", str(image), "--model", str(path), "--out", str(out)]) == 0
     assert (out / "shape_gradcam.png").stat().st_size > 0
+
+
+def test_a_bool_attention_mask_layer_is_neither_watched_nor_listed(caplog):
+    """LocalAttentionMask returns a bool (B, T, T) mask: its symbolic output says so, and the dead-token probe
+    of ``conv_layers`` neither watches it (TensorFlow warned "The dtype of the watched tensor must be
+    floating") nor offers it as a feature map."""
+    import logging
+
+    model = models.build("shapes-vit")
+    assert model.get_layer("attention_window").output.dtype == "bool"
+    with caplog.at_level(logging.WARNING):
+        listed = ct.conv_layers(model)
+    assert "attention_window" not in listed and listed[-1] == "final_norm"
+    assert not [r for r in caplog.records if "watched tensor" in r.getMessage()]
