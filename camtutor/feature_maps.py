@@ -319,10 +319,48 @@ def _token_layout(layer) -> Layout | str:
     if h is None or w is None:
         return f"the grid of {producer} {shape} is unknown: build the model with a fixed input size"
     prefix = tokens - h * w
+    if not 0 <= prefix < h * w and producer == "the input image":
+        patched = _patch_grid(tensor, h, w, tokens)  # a patch embedding that makes no (B, h, w, K) map
+        if patched is not None:
+            grid, prefix, found_from = patched
+            return Layout(TOKENS, grid, channels, prefix, found_from)
     if not 0 <= prefix < h * w:
         return (f"its {tokens} tokens fit no {h}x{w} grid of {producer} {shape} (tokens - h*w = {prefix}, "
                 "expected 0 <= prefix < h*w)")
     return Layout(TOKENS, (h, w), channels, prefix, f"the {h}x{w} grid of {producer}")
+
+
+def _patch_grid(tensor, height: int, width: int, tokens: int):
+    """``((h, w), prefix, source)`` from the ``patch_size`` of the nearest layer before
+    ``tensor`` that declares one (keras-hub's ``ViTPatchingAndEmbedding``), or None.
+
+    The grid is ``(height // p_h, width // p_w)`` of the input image, as a stride-p convolution without
+    padding makes it; the tokens must be that grid plus ``0 <= prefix < h*w`` leading tokens.
+    """
+    queue, seen = [tensor], set()
+    while queue:
+        current = queue.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        try:
+            operation = _history(current)[0]
+        except (AttributeError, IndexError):
+            continue
+        size = getattr(operation, "patch_size", None)
+        if size is not None:
+            size = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
+            if len(size) != 2 or not all(isinstance(p, (int, np.integer)) and p > 0 for p in size):
+                return None
+            h, w = height // int(size[0]), width // int(size[1])
+            prefix = tokens - h * w
+            if h * w == 0 or not 0 <= prefix < h * w:
+                return None
+            return ((h, w), prefix,
+                    f"the {h}x{w} grid of {size[0]}x{size[1]}-px patches ({operation.name!r}.patch_size) of the "
+                    f"{height}x{width} input image")
+        queue.extend(_inputs(current))
+    return None
 
 
 def _tensor_channel_layout(tensor) -> str:
@@ -457,11 +495,13 @@ _DEAD: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> (la
 
 
 def token_layers(model: keras.Model) -> list:
-    """The leaf layers of ``model`` whose output is tokens on a grid found in the model, that the score depends on."""
+    """The leaf layers of ``model`` whose output is tokens on a grid (found in the model or stated with
+    :class:`TokenLayer`), that the score depends on."""
     from camtutor.layers import _leaf_layers, score_ancestors
 
     found = [layer for layer in _leaf_layers(model)
-             if isinstance(found_layout(layer), Layout) and found_layout(layer).kind == TOKENS]
+             if isinstance(_STATED.get(layer, found_layout(layer)), Layout)
+             and _STATED.get(layer, found_layout(layer)).kind == TOKENS]  # stated token layers are probed too
     ancestors = score_ancestors(model) if found else set()
     return [layer for layer in found if id(layer) in ancestors]
 
@@ -542,5 +582,7 @@ def pitfall_message(model: keras.Model, name: str, alive: list[str]) -> str:
         "no token layer's patch tokens reach the score")
     return (f"layer {name!r}: the patch tokens there have exactly zero gradient for every class (the head reads "
             "only the class token, and every operation after this layer works token by token), so Grad-CAM and "
-            f"every other method would give a map of zeros; {fix}: the input of the last attention block, as "
-            "pytorch-grad-cam tells its users (blocks[-1].norm1)")
+            f"every other method would give a map of zeros; {fix}. In a ViT whose blocks are separate layers that "
+            "is the input of the last attention block, as pytorch-grad-cam tells its users (blocks[-1].norm1); a "
+            "layer that holds every block (keras-hub's ViTEncoder) hides it, and the last live layer may be the "
+            "patch embedding, before any attention")

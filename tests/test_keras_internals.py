@@ -83,5 +83,5 @@ def test_ci_runs_the_unit_tests_against_the_oldest_pair_as_the_readme_says():
     lines = [line for line in script if ".ci-venv-oldest" in line and not line.startswith("#")]
     assert len(lines) == 1 and lines[0] in readme
     assert f'"tensorflow=={oldest_tf}" "keras=={oldest_keras}"' in lines[0] and lines[0].endswith("pytest tests")
-    main_suite = next(i for i, line in enumerate(script) if line.startswith('python -m pip install -e ".[test]"'))
+    main_suite = next(i for i, line in enumerate(script) if line.startswith('python -m pip install -e ".[test,hub]"'))
     assert script.index(lines[0]) > main_suite  # the main suite first
