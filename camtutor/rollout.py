@@ -164,6 +164,9 @@ def attention_model(model):
 
     def call(layer, *args, **kwargs):
         if isinstance(layer, keras.layers.MultiHeadAttention):
+            # None-valued keywords (query_mask=None...) are the layer's defaults; Keras 3.3 refuses them beside a
+            # tensor (attention_mask) in a nested call's arguments
+            kwargs = {key: value for key, value in kwargs.items() if value is not None}
             output, weights = WithWeights(layer)(*args, **kwargs)
             scores.append(weights)
             return output
